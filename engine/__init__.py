@@ -1,0 +1,1 @@
+"""Lotsen's framework-free core: models, access, audit, crypto and the workflow runtime."""

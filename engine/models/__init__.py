@@ -1,0 +1,29 @@
+"""All ORM models, imported here so that metadata is complete for Alembic and tests."""
+
+from engine.models.audit import AuditEntry, AuditHead
+from engine.models.cases import Case, CaseMember, JournalNote, Subject
+from engine.models.decisions import Decision
+from engine.models.documents import Document
+from engine.models.instances import Draft, OpenTask, ProcessInstance
+from engine.models.org import RoleAssignment, Unit, User
+from engine.models.processes import ProcessVersion
+from engine.models.sessions import WebSession
+
+__all__ = [
+    "AuditEntry",
+    "AuditHead",
+    "Case",
+    "CaseMember",
+    "Decision",
+    "Document",
+    "Draft",
+    "JournalNote",
+    "OpenTask",
+    "ProcessInstance",
+    "ProcessVersion",
+    "RoleAssignment",
+    "Subject",
+    "Unit",
+    "User",
+    "WebSession",
+]

@@ -8,7 +8,7 @@ and "not yours" look the same (404) and both are written to the access log.
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from engine import audit
@@ -62,7 +62,9 @@ def access_reason(session: Session, actor: Actor, case: Case) -> str | None:
     return None
 
 
-def _deny(session: Session, actor: Actor, kind: str, object_id: object, case_id: int | None) -> None:
+def _deny(
+    session: Session, actor: Actor, kind: str, object_id: object, case_id: int | None
+) -> None:
     audit.record(
         session,
         actor,
@@ -82,8 +84,13 @@ def access_case(session: Session, actor: Actor, case_id: int, *, purpose: str = 
         _deny(session, actor, "case", case_id, case.id if case else None)
         raise NotFound("case not found")
     audit.record(
-        session, actor, "case:viewed", case_id=case.id, object_type="case",
-        object_id=case.id, purpose=f"{purpose} ({reason})",
+        session,
+        actor,
+        "case:viewed",
+        case_id=case.id,
+        object_type="case",
+        object_id=case.id,
+        purpose=f"{purpose} ({reason})",
     )
     return case
 
@@ -97,16 +104,26 @@ def access_task(session: Session, actor: Actor, task_id: str, *, purpose: str = 
         case = session.get(Case, task.case_id)
         if case is not None and access_reason(session, actor, case) is not None:
             audit.record(
-                session, actor, "task:viewed", case_id=task.case_id, object_type="task",
-                object_id=task.id, purpose=purpose,
+                session,
+                actor,
+                "task:viewed",
+                case_id=task.case_id,
+                object_type="task",
+                object_id=task.id,
+                purpose=purpose,
             )
             return task
     if task is None or not allowed:
         _deny(session, actor, "task", task_id, task.case_id if task else None)
         raise NotFound("task not found")
     audit.record(
-        session, actor, "task:viewed", case_id=task.case_id, object_type="task",
-        object_id=task.id, purpose=purpose,
+        session,
+        actor,
+        "task:viewed",
+        case_id=task.case_id,
+        object_type="task",
+        object_id=task.id,
+        purpose=purpose,
     )
     return task
 
@@ -144,10 +161,8 @@ def visible_case_ids(session: Session, actor: Actor) -> list[int]:
     if actor.user_id is None:
         return []
     member = select(CaseMember.case_id).where(CaseMember.user_id == actor.user_id)
-    oversight_units = {
-        u for r in OVERSIGHT_ROLES for u in actor.units_for(r)
-    }
-    conditions = [Case.id.in_(member)]
+    oversight_units = {u for r in OVERSIGHT_ROLES for u in actor.units_for(r)}
+    conditions: list[ColumnElement[bool]] = [Case.id.in_(member)]
     if None in oversight_units:
         conditions.append(Case.secrecy_class != "PROTECTED_IDENTITY")
     elif oversight_units:

@@ -35,7 +35,7 @@ from engine.models import (
     Unit,
     User,
 )
-from engine.processes import declared_keys, latest_published, model_for
+from engine.processes import declared_keys, latest_published, model_for, option_label
 from engine.roles import INTAKE_ROLES
 from engine.workflow.deadlines import compute_due_at
 from engine.workflow.problems import InvalidTaskData, TaskNotReady
@@ -55,8 +55,17 @@ MAX_RETURNS = 5
 #: Subject fields that identify a person: kept on the encrypted subject, not in task data.
 IDENTITY_FIELDS = frozenset({"name", "alias", "personnummer", "birth_date"})
 SUBJECT_COLUMNS = frozenset(
-    {"name", "alias", "personnummer", "birth_date", "estimated_age", "age_doubt", "gender",
-     "citizenship", "protected_identity_type"}
+    {
+        "name",
+        "alias",
+        "personnummer",
+        "birth_date",
+        "estimated_age",
+        "age_doubt",
+        "gender",
+        "citizenship",
+        "protected_identity_type",
+    }
 )
 
 
@@ -73,20 +82,33 @@ def _add_member(session: Session, case_id: int, actor: Actor, reason: str) -> No
     if actor.user_id is None:
         return
     exists = session.execute(
-        select(CaseMember.id).where(CaseMember.case_id == case_id, CaseMember.user_id == actor.user_id)
+        select(CaseMember.id).where(
+            CaseMember.case_id == case_id, CaseMember.user_id == actor.user_id
+        )
     ).first()
     if exists is None:
         session.add(CaseMember(case_id=case_id, user_id=actor.user_id, reason=reason))
 
 
 def _journal(
-    session: Session, actor: Actor, case_id: int, title: str, text: str | None = None,
-    *, kind: str = "step", task_bpmn_id: str | None = None,
+    session: Session,
+    actor: Actor,
+    case_id: int,
+    title: str,
+    text: str | None = None,
+    *,
+    kind: str = "step",
+    task_bpmn_id: str | None = None,
 ) -> None:
     session.add(
         JournalNote(
-            case_id=case_id, author_id=actor.user_id, title=title[:300], text=text or None,
-            kind=kind, task_bpmn_id=task_bpmn_id, event_date=utcnow().date(),
+            case_id=case_id,
+            author_id=actor.user_id,
+            title=title[:300],
+            text=text or None,
+            kind=kind,
+            task_bpmn_id=task_bpmn_id,
+            event_date=utcnow().date(),
         )
     )
 
@@ -111,9 +133,7 @@ def _sync_tasks(
         if row.id not in ready_ids:
             row.status = "cancelled"
             row.completed_at = now
-    known = set(
-        session.execute(select(OpenTask.id).where(OpenTask.id.in_(ready_ids))).scalars()
-    )
+    known = set(session.execute(select(OpenTask.id).where(OpenTask.id.in_(ready_ids))).scalars())
     created = []
     for t in ready:
         if t.task_id in known:
@@ -134,9 +154,16 @@ def _sync_tasks(
                 .limit(1)
             ).scalar_one_or_none()
         row = OpenTask(
-            id=t.task_id, instance_id=instance.id, case_id=case.id, bpmn_id=t.bpmn_id,
-            name=meta.name or t.name, form_key=meta.form_key, role=t.lane or meta.lane,
-            unit_id=case.unit_id, due_at=_due_at(meta, case, now), decision_id=decision_id,
+            id=t.task_id,
+            instance_id=instance.id,
+            case_id=case.id,
+            bpmn_id=t.bpmn_id,
+            name=meta.name or t.name,
+            form_key=meta.form_key,
+            role=t.lane or meta.lane,
+            unit_id=case.unit_id,
+            due_at=_due_at(meta, case, now),
+            decision_id=decision_id,
             created_at=now,
         )
         session.add(row)
@@ -197,21 +224,26 @@ def start_case(
     subject_values = {
         field: intake.get(key) for key, field in subject_fields.items() if field in SUBJECT_COLUMNS
     }
-    task_data = {
-        k: v for k, v in intake.items() if subject_fields.get(k) not in IDENTITY_FIELDS
-    }
+    task_data = {k: v for k, v in intake.items() if subject_fields.get(k) not in IDENTITY_FIELDS}
     protected = str(subject_values.get("protected_identity_type") or "none") != "none"
     case = Case(
-        number="pending", procedure=procedure, unit_id=unit_id,
+        number="pending",
+        procedure=procedure,
+        unit_id=unit_id,
         secrecy_class="PROTECTED_IDENTITY" if protected else "SOCIAL_26_1",
-        created_by_id=actor.user_id, created_at=now, received_at=received_at or now,
+        created_by_id=actor.user_id,
+        created_at=now,
+        received_at=received_at or now,
     )
     session.add(case)
     session.flush()
     case.number = f"{CASE_PREFIX.get(procedure, 'AR')}-{now.year}-{case.id:05d}"
     session.add(_subject_from(case.id, subject_values))
     _add_member(session, case.id, actor, "creator")
-    wf = runtime.start(version.sha256, version.spec_json, task_data)
+    try:
+        wf = runtime.start(version.sha256, version.spec_json, task_data)
+    except InvalidTaskData as exc:
+        raise ValidationFailed({"_": [str(exc)]}) from exc
     instance = ProcessInstance(case_id=case.id, version_id=version.id, state="", started_at=now)
     session.add(instance)
     session.flush()
@@ -220,8 +252,14 @@ def start_case(
     _journal(session, actor, case.id, f"Ärende registrerat ({version.name})", kind="intake")
     session.flush()
     audit.record(
-        session, actor, "case:created", case_id=case.id, object_type="case", object_id=case.id,
-        purpose="intake", details={"procedure": procedure, "version": version.number},
+        session,
+        actor,
+        "case:created",
+        case_id=case.id,
+        object_type="case",
+        object_id=case.id,
+        purpose="intake",
+        details={"procedure": procedure, "version": version.number},
     )
     return case
 
@@ -305,7 +343,8 @@ def complete_task(
     task.assignee_id = task.assignee_id or actor.user_id
     decision_id = None
     if meta.decision_type:
-        decision = _propose_decision(session, actor, case, instance, task, meta, clean)
+        form_spec = version.forms.get(meta.form_key or "", {})
+        decision = _propose_decision(session, actor, case, instance, task, meta, clean, form_spec)
         decision_id = decision.id
     _save_state(instance, wf)
     _flush_or_conflict(session)
@@ -314,38 +353,75 @@ def complete_task(
         session.delete(draft)
     new_rows = _sync_tasks(session, case, instance, model, runtime.ready_user_tasks(wf))
     note = clean.get("journal_note")
-    _journal(session, actor, case.id, f"{task.name}: slutförd", str(note) if note else None,
-             task_bpmn_id=task.bpmn_id)
+    _journal(
+        session,
+        actor,
+        case.id,
+        f"{task.name}: slutförd",
+        str(note) if note else None,
+        task_bpmn_id=task.bpmn_id,
+    )
     audit.record(
-        session, actor, "task:completed", case_id=case.id, object_type="task", object_id=task.id,
-        purpose=task.bpmn_id, details={"fields": sorted(clean)},
+        session,
+        actor,
+        "task:completed",
+        case_id=case.id,
+        object_type="task",
+        object_id=task.id,
+        purpose=task.bpmn_id,
+        details={"fields": sorted(clean)},
     )
     mine = next((r.id for r in new_rows if access.task_matches(actor, r)), None)
     return CompletionResult(case_id=case.id, next_task_id=mine, decision_id=decision_id)
 
 
 def _propose_decision(
-    session: Session, actor: Actor, case: Case, instance: ProcessInstance, task: OpenTask,
-    meta: TaskMeta, data: Mapping[str, Any],
+    session: Session,
+    actor: Actor,
+    case: Case,
+    instance: ProcessInstance,
+    task: OpenTask,
+    meta: TaskMeta,
+    data: Mapping[str, Any],
+    form_spec: Mapping[str, Any],
 ) -> Decision:
+    """Record the proposal a task's form made; a supervisor approves or returns it."""
     outcome = data.get(meta.decision_outcome_field or "")
     if not outcome:
         raise ValidationFailed({meta.decision_outcome_field or "_": ["An outcome is required."]})
     reasons_key = meta.decision_reasons_field or ""
     decision = Decision(
-        case_id=case.id, instance_id=instance.id, decision_type=meta.decision_type or "",
-        outcome=str(outcome), reasons=str(data.get(reasons_key) or ""),
-        detail=_decision_detail(meta, data), legal_refs=",".join(meta.legal_refs),
-        appealable=meta.appealable, proposal_task_id=task.id, proposed_by_id=actor.user_id,
+        case_id=case.id,
+        instance_id=instance.id,
+        decision_type=meta.decision_type or "",
+        outcome=str(outcome),
+        reasons=str(data.get(reasons_key) or ""),
+        detail=_decision_detail(meta, data),
+        legal_refs=",".join(meta.legal_refs),
+        appealable=meta.appealable,
+        proposal_task_id=task.id,
+        proposed_by_id=actor.user_id,
         status="proposed",
     )
     session.add(decision)
     session.flush()
-    _journal(session, actor, case.id, f"Beslut {decision.decision_type} föreslaget: {outcome}",
-             kind="decision", task_bpmn_id=task.bpmn_id)
+    outcome_text = option_label(form_spec, meta.decision_outcome_field or "", str(outcome), "sv")
+    _journal(
+        session,
+        actor,
+        case.id,
+        f"Beslut {decision.decision_type} föreslaget: {outcome_text}",
+        kind="decision",
+        task_bpmn_id=task.bpmn_id,
+    )
     audit.record(
-        session, actor, "decision:proposed", case_id=case.id, object_type="decision",
-        object_id=decision.id, details={"type": decision.decision_type, "outcome": decision.outcome},
+        session,
+        actor,
+        "decision:proposed",
+        case_id=case.id,
+        object_type="decision",
+        object_id=decision.id,
+        details={"type": decision.decision_type, "outcome": decision.outcome},
     )
     return decision
 
@@ -378,7 +454,8 @@ def decide(
         who = session.get(User, decision.decided_by_id) if decision.decided_by_id else None
         raise Conflict(
             f"the decision has already been {decision.status}",
-            completed_by=who.display_name if who else None, case_id=case.id,
+            completed_by=who.display_name if who else None,
+            case_id=case.id,
         )
     task = session.execute(
         select(OpenTask).where(OpenTask.decision_id == decision.id, OpenTask.status == "open")
@@ -411,11 +488,23 @@ def decide(
     _add_member(session, case.id, actor, "approver")
     _sync_tasks(session, case, instance, model, runtime.ready_user_tasks(wf))
     label = "godkänt" if approve else "återvisat"
-    _journal(session, actor, case.id, f"Beslut {decision.decision_type} {label}", comment,
-             kind="decision", task_bpmn_id=task.bpmn_id)
+    _journal(
+        session,
+        actor,
+        case.id,
+        f"Beslut {decision.decision_type} {label}",
+        comment,
+        kind="decision",
+        task_bpmn_id=task.bpmn_id,
+    )
     audit.record(
-        session, actor, f"decision:{verdict}", case_id=case.id, object_type="decision",
-        object_id=decision.id, purpose="supervisor approval",
+        session,
+        actor,
+        f"decision:{verdict}",
+        case_id=case.id,
+        object_type="decision",
+        object_id=decision.id,
+        purpose="supervisor approval",
         details={"type": decision.decision_type, "outcome": decision.outcome},
     )
     return decision
@@ -449,8 +538,14 @@ def save_draft(session: Session, actor: Actor, *, task_id: str, data: Mapping[st
         draft.data = dict(data)
         draft.updated_at = utcnow()
     session.flush()
-    audit.record(session, actor, "task:draft_saved", case_id=task.case_id, object_type="task",
-                 object_id=task.id)
+    audit.record(
+        session,
+        actor,
+        "task:draft_saved",
+        case_id=task.case_id,
+        object_type="task",
+        object_id=task.id,
+    )
     return draft
 
 
@@ -473,8 +568,9 @@ def claim_task(session: Session, actor: Actor, *, task_id: str) -> OpenTask:
         raise Conflict("the task is already claimed by someone else", case_id=task.case_id)
     task.assignee_id = actor.user_id
     _add_member(session, task.case_id, actor, "assignee")
-    audit.record(session, actor, "task:claimed", case_id=task.case_id, object_type="task",
-                 object_id=task.id)
+    audit.record(
+        session, actor, "task:claimed", case_id=task.case_id, object_type="task", object_id=task.id
+    )
     return task
 
 
@@ -484,33 +580,59 @@ def unclaim_task(session: Session, actor: Actor, *, task_id: str) -> OpenTask:
     if task.assignee_id != actor.user_id:
         raise Forbidden("only the assignee can release a task")
     task.assignee_id = None
-    audit.record(session, actor, "task:unclaimed", case_id=task.case_id, object_type="task",
-                 object_id=task.id)
+    audit.record(
+        session,
+        actor,
+        "task:unclaimed",
+        case_id=task.case_id,
+        object_type="task",
+        object_id=task.id,
+    )
     return task
 
 
 def store_decision_document(
-    session: Session, actor: Actor, *, decision: Decision, title: str, filename: str,
+    session: Session,
+    actor: Actor,
+    *,
+    decision: Decision,
+    title: str,
+    filename: str,
     content: bytes,
 ) -> Document:
     """Keep a decision's PDF in the case record with its SHA-256."""
     document = Document(
-        case_id=decision.case_id, decision_id=decision.id, kind="decision", title=title[:300],
-        filename=filename, content=content, sha256=hashlib.sha256(content).hexdigest(),
-        size=len(content), created_by_id=actor.user_id,
+        case_id=decision.case_id,
+        decision_id=decision.id,
+        kind="decision",
+        title=title[:300],
+        filename=filename,
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        created_by_id=actor.user_id,
     )
     session.add(document)
     session.flush()
-    audit.record(session, actor, "document:created", case_id=decision.case_id,
-                 object_type="document", object_id=document.id,
-                 details={"sha256": document.sha256, "decision_id": decision.id})
+    audit.record(
+        session,
+        actor,
+        "document:created",
+        case_id=decision.case_id,
+        object_type="document",
+        object_id=document.id,
+        details={"sha256": document.sha256, "decision_id": decision.id},
+    )
     return document
 
 
-def add_journal_note(session: Session, actor: Actor, *, case_id: int, title: str, text: str) -> None:
+def add_journal_note(
+    session: Session, actor: Actor, *, case_id: int, title: str, text: str
+) -> None:
     """A free journal note written by a case team member."""
     access.access_case(session, actor, case_id, purpose="journal")
     _add_member(session, case_id, actor, "journal")
     _journal(session, actor, case_id, title, text, kind="note")
-    audit.record(session, actor, "journal:written", case_id=case_id, object_type="case",
-                 object_id=case_id)
+    audit.record(
+        session, actor, "journal:written", case_id=case_id, object_type="case", object_id=case_id
+    )

@@ -39,7 +39,9 @@ class Actor:
 
     def has_role(self, role: str, unit_id: int | None = None) -> bool:
         """True if the actor holds ``role`` for ``unit_id`` (or municipality-wide)."""
-        return any(r == role and (u is None or unit_id is None or u == unit_id) for r, u in self.roles)
+        return any(
+            r == role and (u is None or unit_id is None or u == unit_id) for r, u in self.roles
+        )
 
     def units_for(self, role: str) -> set[int | None]:
         """The units for which the actor holds ``role`` (None = every unit)."""
@@ -153,6 +155,10 @@ def verify_chain(session: Session) -> ChainBreak | None:
     last = session.execute(
         select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)
     ).scalar_one_or_none()
-    if head is not None and (last is None or head.entry_hash != last.entry_hash):
+    if head is None:
+        if last is not None:
+            return ChainBreak(last.seq, "the chain head is missing")
+        return None
+    if last is None or head.seq != last.seq or head.entry_hash != last.entry_hash:
         return ChainBreak(head.seq, "entries after this point were removed")
     return None

@@ -33,8 +33,8 @@ class Settings:
     instance_dir: Path = PROJECT_ROOT / "instance"
     municipality: str = "Huddinge kommun"
     authority: str = "Socialnämnden"
-    token_issuer: str = "lotsen"
-    token_audience: str = "lotsen-api"
+    token_issuer: str = "lotsen"  # noqa: S105 - a name, not a secret
+    token_audience: str = "lotsen-api"  # noqa: S105 - a name, not a secret
     token_default_ttl: int = 3600
     session_idle_minutes: int = 30
     session_absolute_hours: int = 10
@@ -70,10 +70,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     demo = env.get("LOTSEN_DEMO", "") in {"1", "true", "yes"}
     mode = env.get("LOTSEN_ENV", "development" if demo else "production")
+    if demo and mode == "production":
+        raise ConfigError("LOTSEN_DEMO is refused in production (demo users have known passwords)")
     instance_dir = Path(env.get("LOTSEN_INSTANCE_DIR", str(PROJECT_ROOT / "instance")))
     database_url = env.get("LOTSEN_DATABASE_URL") or f"sqlite:///{instance_dir / 'lotsen.db'}"
     secret = _read_secret(env, "LOTSEN_SECRET_KEY")
-    dev = demo or mode in {"development", "test"}
+    dev = mode in {"development", "test"}
     if not secret:
         if not dev:
             raise ConfigError("LOTSEN_SECRET_KEY is required outside demo/development mode")

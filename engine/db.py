@@ -62,7 +62,7 @@ class _Clock:
         self.frozen: datetime | None = None
 
     def now(self) -> datetime:
-        return self.frozen if self.frozen is not None else datetime.now(UTC)
+        return self.frozen.astimezone(UTC) if self.frozen is not None else datetime.now(UTC)
 
 
 clock = _Clock()

@@ -34,7 +34,8 @@ DEMO_USERS = (
     DemoUser("arbetsledare", "Anna Arbetsledare", (("supervisor", "vuxenenheten"),)),
     DemoUser("arbetsledare.barn", "Ali Arbetsledare Barn", (("supervisor", "barn_och_unga"),)),
     DemoUser(
-        "enhetschef", "Eva Enhetschef",
+        "enhetschef",
+        "Eva Enhetschef",
         (("unit_manager", "vuxenenheten"), ("unit_manager", "barn_och_unga")),
     ),
     DemoUser("samordnare", "Sam Samordnare", (("coordinator", None),)),
@@ -59,11 +60,17 @@ def load_demo_data(session: Session) -> int:
     password_hash = hash_password(DEMO_PASSWORD)
     added = 0
     for demo in DEMO_USERS:
-        user = session.execute(select(User).where(User.username == demo.username)).scalar_one_or_none()
+        user = session.execute(
+            select(User).where(User.username == demo.username)
+        ).scalar_one_or_none()
         if user is not None:
             continue
-        user = User(username=demo.username, display_name=demo.display_name,
-                    password_hash=password_hash, active=True)
+        user = User(
+            username=demo.username,
+            display_name=demo.display_name,
+            password_hash=password_hash,
+            active=True,
+        )
         user.roles = [
             RoleAssignment(role=role, unit_id=units[unit].id if unit else None)
             for role, unit in demo.roles

@@ -58,7 +58,9 @@ def sha256_of(bpmn_xml: bytes, forms: Mapping[str, Any]) -> str:
 @lru_cache(maxsize=64)
 def _model_from_xml(sha: str, bpmn_xml: str, process_id: str) -> ProcessModel:
     return load_process_model(
-        bpmn_xml.encode("utf-8"), f"{process_id}.bpmn", process_id=process_id,
+        bpmn_xml.encode("utf-8"),
+        f"{process_id}.bpmn",
+        process_id=process_id,
         known_roles=lane_role_ids(),
     )
 
@@ -105,18 +107,18 @@ def published_procedures(session: Session) -> list[ProcessVersion]:
         .subquery()
     )
     rows = session.execute(
-        select(ProcessVersion).join(
+        select(ProcessVersion)
+        .join(
             newest,
             (ProcessVersion.process_id == newest.c.process_id)
             & (ProcessVersion.number == newest.c.n),
-        ).order_by(ProcessVersion.process_id)
+        )
+        .order_by(ProcessVersion.process_id)
     ).scalars()
     return list(rows)
 
 
-def publish(
-    session: Session, actor: Actor, files: ProcedureFiles
-) -> tuple[ProcessVersion, bool]:
+def publish(session: Session, actor: Actor, files: ProcedureFiles) -> tuple[ProcessVersion, bool]:
     """Publish a procedure unless the same content is already its newest version.
 
     Returns the version and whether it is new. Raises ModelError listing every problem.
@@ -131,7 +133,9 @@ def publish(
     if existing is not None and existing.sha256 == sha:
         return existing, False
     model = load_process_model(
-        files.bpmn_xml, f"{files.process_id}.bpmn", process_id=files.process_id,
+        files.bpmn_xml,
+        f"{files.process_id}.bpmn",
+        process_id=files.process_id,
         known_roles=lane_role_ids(),
     )
     check_forms_present(model, files.forms)
@@ -150,9 +154,12 @@ def publish(
     session.add(version)
     session.flush()
     audit.record(
-        session, actor, "process_version:published", object_type="process_version",
-        object_id=version.id, details={"process_id": version.process_id, "number": version.number,
-                                       "sha256": sha},
+        session,
+        actor,
+        "process_version:published",
+        object_type="process_version",
+        object_id=version.id,
+        details={"process_id": version.process_id, "number": version.number, "sha256": sha},
     )
     return version, True
 
@@ -160,5 +167,21 @@ def publish(
 def declared_keys(form_spec: Mapping[str, Any]) -> list[str]:
     """The data keys a form spec declares (only these may reach task data)."""
     return [
-        str(c["key"]) for c in form_spec.get("components", []) if isinstance(c, dict) and c.get("key")
+        str(c["key"])
+        for c in form_spec.get("components", [])
+        if isinstance(c, dict) and c.get("key")
     ]
+
+
+def option_label(form_spec: Mapping[str, Any], key: str, value: str, lang: str) -> str:
+    """The label of an enum value in a form spec (the value itself when not declared)."""
+    for component in form_spec.get("components", []):
+        if not isinstance(component, dict) or component.get("key") != key:
+            continue
+        for option in component.get("values", []):
+            if isinstance(option, dict) and option.get("value") == value:
+                text = option.get("label")
+                if isinstance(text, dict):
+                    return str(text.get(lang) or text.get("sv") or value)
+                return str(text or value)
+    return value

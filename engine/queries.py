@@ -174,17 +174,33 @@ class _Names:
 
 
 def _task_view(
-    t: OpenTask, case: Case, names: _Names, instance_version: int, now: datetime,
+    t: OpenTask,
+    case: Case,
+    names: _Names,
+    instance_version: int,
+    now: datetime,
     approval: bool,
 ) -> TaskView:
     return TaskView(
-        id=t.id, case_id=t.case_id, case_number=case.number, procedure=case.procedure,
-        bpmn_id=t.bpmn_id, name=t.name, role=t.role, unit_name=names.unit(t.unit_id),
-        form_key=t.form_key, status=t.status, due_at=t.due_at,
+        id=t.id,
+        case_id=t.case_id,
+        case_number=case.number,
+        procedure=case.procedure,
+        bpmn_id=t.bpmn_id,
+        name=t.name,
+        role=t.role,
+        unit_name=names.unit(t.unit_id),
+        form_key=t.form_key,
+        status=t.status,
+        due_at=t.due_at,
         overdue=bool(t.status == "open" and t.due_at is not None and t.due_at < now),
-        assignee_id=t.assignee_id, assignee_name=names.user(t.assignee_id),
-        decision_id=t.decision_id, version=instance_version, created_at=t.created_at,
-        completed_at=t.completed_at, completed_by_name=names.user(t.completed_by_id),
+        assignee_id=t.assignee_id,
+        assignee_name=names.user(t.assignee_id),
+        decision_id=t.decision_id,
+        version=instance_version,
+        created_at=t.created_at,
+        completed_at=t.completed_at,
+        completed_by_name=names.user(t.completed_by_id),
         is_approval=approval,
     )
 
@@ -194,8 +210,9 @@ def task_view(session: Session, task: OpenTask) -> TaskView:
     case = session.get(Case, task.case_id)
     instance = session.get(ProcessInstance, task.instance_id)
     assert case is not None and instance is not None
-    return _task_view(task, case, _Names(session), instance.version, utcnow(),
-                      task.decision_id is not None)
+    return _task_view(
+        task, case, _Names(session), instance.version, utcnow(), task.decision_id is not None
+    )
 
 
 def inbox(session: Session, actor: Actor) -> list[TaskView]:
@@ -232,13 +249,24 @@ def _decision_view(d: Decision, case: Case, names: _Names, session: Session) -> 
     task = session.get(OpenTask, d.proposal_task_id)
     instance = session.get(ProcessInstance, d.instance_id)
     return DecisionView(
-        id=d.id, case_id=d.case_id, case_number=case.number, decision_type=d.decision_type,
-        outcome=d.outcome, detail=d.detail, reasons=d.reasons,
-        legal_refs=tuple(r for r in d.legal_refs.split(",") if r), appealable=d.appealable,
-        status=d.status, proposed_by=names.user(d.proposed_by_id) or "",
-        proposed_by_id=d.proposed_by_id, proposed_at=d.proposed_at,
-        decided_by=names.user(d.decided_by_id), decided_at=d.decided_at, comment=d.comment,
-        document_id=doc_id, form_key=task.form_key if task else None,
+        id=d.id,
+        case_id=d.case_id,
+        case_number=case.number,
+        decision_type=d.decision_type,
+        outcome=d.outcome,
+        detail=d.detail,
+        reasons=d.reasons,
+        legal_refs=tuple(r for r in d.legal_refs.split(",") if r),
+        appealable=d.appealable,
+        status=d.status,
+        proposed_by=names.user(d.proposed_by_id) or "",
+        proposed_by_id=d.proposed_by_id,
+        proposed_at=d.proposed_at,
+        decided_by=names.user(d.decided_by_id),
+        decided_at=d.decided_at,
+        comment=d.comment,
+        document_id=doc_id,
+        form_key=task.form_key if task else None,
         process_version_id=instance.version_id if instance else 0,
     )
 
@@ -267,19 +295,33 @@ def case_view(session: Session, case: Case) -> CaseView:
     """The whole case page's data (the caller has checked access)."""
     names = _Names(session)
     now = utcnow()
-    instance = session.execute(
-        select(ProcessInstance).where(ProcessInstance.case_id == case.id).order_by(ProcessInstance.id)
-    ).scalars().first()
+    instance = (
+        session.execute(
+            select(ProcessInstance)
+            .where(ProcessInstance.case_id == case.id)
+            .order_by(ProcessInstance.id)
+        )
+        .scalars()
+        .first()
+    )
     iv = instance.version if instance else 0
     version = session.get(ProcessVersion, instance.version_id) if instance else None
-    tasks = session.execute(
-        select(OpenTask).where(OpenTask.case_id == case.id).order_by(OpenTask.created_at)
-    ).scalars().all()
+    tasks = (
+        session.execute(
+            select(OpenTask).where(OpenTask.case_id == case.id).order_by(OpenTask.created_at)
+        )
+        .scalars()
+        .all()
+    )
     open_t = tuple(
-        _task_view(t, case, names, iv, now, t.decision_id is not None) for t in tasks if t.status == "open"
+        _task_view(t, case, names, iv, now, t.decision_id is not None)
+        for t in tasks
+        if t.status == "open"
     )
     done_t = tuple(
-        _task_view(t, case, names, iv, now, t.decision_id is not None) for t in tasks if t.status == "done"
+        _task_view(t, case, names, iv, now, t.decision_id is not None)
+        for t in tasks
+        if t.status == "done"
     )
     decisions = tuple(
         _decision_view(d, case, names, session)
@@ -288,36 +330,69 @@ def case_view(session: Session, case: Case) -> CaseView:
         ).scalars()
     )
     journal = tuple(
-        JournalView(id=j.id, created_at=j.created_at, author=names.user(j.author_id) or "",
-                    kind=j.kind, title=j.title, text=j.text)
+        JournalView(
+            id=j.id,
+            created_at=j.created_at,
+            author=names.user(j.author_id) or "",
+            kind=j.kind,
+            title=j.title,
+            text=j.text,
+        )
         for j in session.execute(
             select(JournalNote).where(JournalNote.case_id == case.id).order_by(JournalNote.id)
         ).scalars()
     )
     documents = tuple(
-        DocumentView(id=d.id, kind=d.kind, title=d.title, filename=d.filename, sha256=d.sha256,
-                     size=d.size, created_at=d.created_at, decision_id=d.decision_id)
+        DocumentView(
+            id=d.id,
+            kind=d.kind,
+            title=d.title,
+            filename=d.filename,
+            sha256=d.sha256,
+            size=d.size,
+            created_at=d.created_at,
+            decision_id=d.decision_id,
+        )
         for d in session.execute(
             select(Document).where(Document.case_id == case.id).order_by(Document.id)
         ).scalars()
     )
     subjects = tuple(
         SubjectView(
-            id=s.id, name=s.name, alias=s.alias, personnummer=s.personnummer,
-            birth_date=s.birth_date, estimated_age=s.estimated_age, age_doubt=s.age_doubt,
-            gender=s.gender, citizenship=s.citizenship,
-            protected_identity_type=s.protected_identity_type, protected=s.is_protected,
+            id=s.id,
+            name=s.name,
+            alias=s.alias,
+            personnummer=s.personnummer,
+            birth_date=s.birth_date,
+            estimated_age=s.estimated_age,
+            age_doubt=s.age_doubt,
+            gender=s.gender,
+            citizenship=s.citizenship,
+            protected_identity_type=s.protected_identity_type,
+            protected=s.is_protected,
         )
         for s in case.subjects
     )
     return CaseView(
-        id=case.id, number=case.number, procedure=case.procedure,
-        procedure_name=version.name if version else case.procedure, unit_id=case.unit_id,
-        unit_name=names.unit(case.unit_id), status=case.status, secrecy_class=case.secrecy_class,
-        protected=access.is_protected(case), created_at=case.created_at,
-        received_at=case.received_at, created_by=names.user(case.created_by_id) or "",
-        subjects=subjects, open_tasks=open_t, done_tasks=done_t, decisions=decisions,
-        journal=journal, documents=documents, instance_version=instance.version if instance else None,
+        id=case.id,
+        number=case.number,
+        procedure=case.procedure,
+        procedure_name=version.name if version else case.procedure,
+        unit_id=case.unit_id,
+        unit_name=names.unit(case.unit_id),
+        status=case.status,
+        secrecy_class=case.secrecy_class,
+        protected=access.is_protected(case),
+        created_at=case.created_at,
+        received_at=case.received_at,
+        created_by=names.user(case.created_by_id) or "",
+        subjects=subjects,
+        open_tasks=open_t,
+        done_tasks=done_t,
+        decisions=decisions,
+        journal=journal,
+        documents=documents,
+        instance_version=instance.version if instance else None,
     )
 
 

@@ -81,6 +81,7 @@ RESERVED_KEYS = frozenset(
         "approve",
         "submission_id",
         "expected_version",
+        "version",
         "formdata",
         "obj",
         "prefix",

@@ -22,6 +22,25 @@ from engine.demo import load_demo_data
 from engine.models import Unit, User
 
 PG_URL = os.environ.get("LOTSEN_TEST_DATABASE_URL")
+ROOT = Path(__file__).resolve().parent.parent
+TRANSLATIONS = ROOT / "webapp" / "translations"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the Swedish catalogue when it is missing or stale (a fresh checkout)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as handle:
+            catalog = read_po(handle)
+        tmp = mo.with_name(f"messages.{os.getpid()}.mo.tmp")
+        with tmp.open("wb") as handle:
+            write_mo(handle, catalog, use_fuzzy=True)
+        tmp.replace(mo)
 BACKENDS = ["sqlite", "postgres"]
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -132,7 +151,8 @@ def actor(session: Session, username: str) -> Actor:
     """The engine actor of a demo user."""
     user = session.execute(select(User).where(User.username == username)).scalar_one()
     return Actor(
-        user_id=user.id, username=user.username,
+        user_id=user.id,
+        username=user.username,
         roles=frozenset((r.role, r.unit_id) for r in user.roles),
     )
 

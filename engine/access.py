@@ -8,6 +8,8 @@ and "not yours" look the same (404) and both are written to the access log.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
@@ -15,7 +17,16 @@ from engine import audit
 from engine.audit import Actor
 from engine.errors import Forbidden, NotFound
 from engine.models import Case, CaseMember, Decision, Document, OpenTask
-from engine.roles import APPROVER_ROLES, OVERSIGHT_ROLES
+from engine.roles import APPROVER_ROLES, OVERSIGHT_ROLES, SUPERVISOR, UNIT_MANAGER
+
+#: Largest id a database integer column holds on every backend (PostgreSQL ``integer``).
+MAX_ID = 2**31 - 1
+#: Task ids are SpiffWorkflow UUIDs.
+TASK_ID = re.compile(r"[0-9a-fA-F-]{1,36}")
+
+
+def _valid_id(value: int) -> bool:
+    return 1 <= value <= MAX_ID
 
 
 def _is_member(session: Session, actor: Actor, case_id: int) -> bool:
@@ -35,6 +46,20 @@ def task_matches(actor: Actor, task: OpenTask) -> bool:
     if task.role is None or not actor.has_role(task.role, task.unit_id):
         return False
     return task.assignee_id is None or task.assignee_id == actor.user_id
+
+
+def can_approve(actor: Actor, task: OpenTask) -> bool:
+    """May the actor complete this approval task? Its lane's role, or the unit manager
+    standing in for the supervisor (escalation)."""
+    if task.status != "open":
+        return False
+    if task_matches(actor, task):
+        return True
+    return (
+        task.role == SUPERVISOR
+        and actor.has_role(UNIT_MANAGER, task.unit_id)
+        and task.assignee_id in (None, actor.user_id)
+    )
 
 
 def _has_open_task(session: Session, actor: Actor, case_id: int) -> bool:
@@ -64,7 +89,12 @@ def access_reason(session: Session, actor: Actor, case: Case) -> str | None:
 
 def _deny(
     session: Session, actor: Actor, kind: str, object_id: object, case_id: int | None
-) -> None:
+) -> NotFound:
+    """Log a refused read and return the NotFound to raise.
+
+    The exception carries what was refused, so a caller that rolls back the transaction
+    (the web layer does, for every refusal) can write the entry again.
+    """
     audit.record(
         session,
         actor,
@@ -74,15 +104,17 @@ def _deny(
         object_id=str(object_id),
         outcome="denied",
     )
+    return NotFound(
+        f"{kind} not found", denied_kind=kind, denied_id=str(object_id), denied_case_id=case_id
+    )
 
 
 def access_case(session: Session, actor: Actor, case_id: int, *, purpose: str = "view") -> Case:
     """Load a case the actor may see, and log the read; otherwise NotFound (also logged)."""
-    case = session.get(Case, case_id)
+    case = session.get(Case, case_id) if _valid_id(case_id) else None
     reason = access_reason(session, actor, case) if case is not None else None
     if case is None or reason is None:
-        _deny(session, actor, "case", case_id, case.id if case else None)
-        raise NotFound("case not found")
+        raise _deny(session, actor, "case", case_id, case.id if case else None)
     audit.record(
         session,
         actor,
@@ -97,7 +129,7 @@ def access_case(session: Session, actor: Actor, case_id: int, *, purpose: str = 
 
 def access_task(session: Session, actor: Actor, task_id: str, *, purpose: str = "view") -> OpenTask:
     """Load a task the actor may act on (open, their role and unit, free or theirs)."""
-    task = session.get(OpenTask, task_id)
+    task = session.get(OpenTask, task_id) if TASK_ID.fullmatch(task_id) else None
     allowed = task is not None and task.status == "open" and task_matches(actor, task)
     if task is not None and not allowed and task.status != "open":
         # A finished task stays visible to whoever may see its case (for the 409 page).
@@ -114,8 +146,7 @@ def access_task(session: Session, actor: Actor, task_id: str, *, purpose: str = 
             )
             return task
     if task is None or not allowed:
-        _deny(session, actor, "task", task_id, task.case_id if task else None)
-        raise NotFound("task not found")
+        raise _deny(session, actor, "task", task_id, task.case_id if task else None)
     audit.record(
         session,
         actor,
@@ -130,10 +161,9 @@ def access_task(session: Session, actor: Actor, task_id: str, *, purpose: str = 
 
 def access_decision(session: Session, actor: Actor, decision_id: int) -> Decision:
     """Load a decision whose case the actor may see."""
-    decision = session.get(Decision, decision_id)
+    decision = session.get(Decision, decision_id) if _valid_id(decision_id) else None
     if decision is None:
-        _deny(session, actor, "decision", decision_id, None)
-        raise NotFound("decision not found")
+        raise _deny(session, actor, "decision", decision_id, None)
     access_case(session, actor, decision.case_id, purpose=f"decision {decision_id}")
     return decision
 
@@ -148,10 +178,9 @@ def require_approver(actor: Actor, decision: Decision, case: Case) -> None:
 
 def access_document(session: Session, actor: Actor, document_id: int) -> Document:
     """Load a document whose case the actor may see; the read is logged by the caller."""
-    document = session.get(Document, document_id)
+    document = session.get(Document, document_id) if _valid_id(document_id) else None
     if document is None:
-        _deny(session, actor, "document", document_id, None)
-        raise NotFound("document not found")
+        raise _deny(session, actor, "document", document_id, None)
     access_case(session, actor, document.case_id, purpose=f"document {document_id}")
     return document
 

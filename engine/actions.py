@@ -35,7 +35,13 @@ from engine.models import (
     Unit,
     User,
 )
-from engine.processes import declared_keys, latest_published, model_for, option_label
+from engine.processes import (
+    declared_keys,
+    latest_published,
+    model_for,
+    option_label,
+    subject_field_map,
+)
 from engine.roles import INTAKE_ROLES
 from engine.workflow.deadlines import compute_due_at
 from engine.workflow.problems import InvalidTaskData, TaskNotReady
@@ -166,10 +172,29 @@ def _sync_tasks(
             decision_id=decision_id,
             created_at=now,
         )
+        if access.is_protected(case) and row.role:
+            # Protected identity: the task goes to a named team member, never to the queue.
+            row.assignee_id = _team_member_with_role(session, case, row.role)
         session.add(row)
         created.append(row)
     session.flush()
     return created
+
+
+def _team_member_with_role(session: Session, case: Case, role: str) -> int | None:
+    """The earliest-added active team member who holds ``role`` for the case's unit."""
+    members = session.execute(
+        select(CaseMember).where(CaseMember.case_id == case.id).order_by(CaseMember.id)
+    ).scalars()
+    for member in members:
+        user = session.get(User, member.user_id)
+        if (
+            user is not None
+            and user.active
+            and any(r.role == role and r.unit_id in (None, case.unit_id) for r in user.roles)
+        ):
+            return user.id
+    return None
 
 
 def _save_state(instance: ProcessInstance, wf: Any) -> None:
@@ -220,11 +245,19 @@ def start_case(
     version = latest_published(session, procedure)
     model = model_for(version)
     now = utcnow()
-    subject_fields = dict(subject_fields or {})
+    subject_fields = dict(
+        subject_fields or subject_field_map(version.forms.get(model.start_form_key or "", {}))
+    )
     subject_values = {
         field: intake.get(key) for key, field in subject_fields.items() if field in SUBJECT_COLUMNS
     }
-    task_data = {k: v for k, v in intake.items() if subject_fields.get(k) not in IDENTITY_FIELDS}
+    intake_spec = version.forms.get(model.start_form_key or "", {})
+    declared = set(declared_keys(intake_spec))
+    task_data = {
+        k: v
+        for k, v in intake.items()
+        if k in declared and subject_fields.get(k) not in IDENTITY_FIELDS
+    }
     protected = str(subject_values.get("protected_identity_type") or "none") != "none"
     case = Case(
         number="pending",
@@ -249,7 +282,15 @@ def start_case(
     session.flush()
     _save_state(instance, wf)
     _sync_tasks(session, case, instance, model, runtime.ready_user_tasks(wf))
-    _journal(session, actor, case.id, f"Ärende registrerat ({version.name})", kind="intake")
+    note = intake.get("journal_note")
+    _journal(
+        session,
+        actor,
+        case.id,
+        f"Ärende registrerat ({version.name})",
+        str(note) if note else None,
+        kind="intake",
+    )
     session.flush()
     audit.record(
         session,
@@ -462,7 +503,7 @@ def decide(
     ).scalar_one_or_none()
     if task is None:
         raise Conflict("the decision is not waiting for approval", case_id=case.id)
-    if not access.task_matches(actor, task):
+    if not access.can_approve(actor, task):
         raise Forbidden("the approval task belongs to another person or role")
     version = session.get(ProcessVersion, instance.version_id)
     assert version is not None
@@ -523,9 +564,24 @@ def _return_count(session: Session, decision: Decision) -> int:
     )
 
 
-def save_draft(session: Session, actor: Actor, *, task_id: str, data: Mapping[str, Any]) -> Draft:
-    """Keep what the user typed, unvalidated, so nothing entered is lost."""
+def save_draft(
+    session: Session,
+    actor: Actor,
+    *,
+    task_id: str,
+    data: Mapping[str, Any],
+    after_conflict: bool = False,
+) -> Draft:
+    """Keep what the user typed, unvalidated, so nothing entered is lost.
+
+    ``after_conflict``: the task was finished by someone else while the user typed; the
+    submission is kept (read-only on the finished task's page) instead of being refused.
+    """
     task = access.access_task(session, actor, task_id, purpose="draft")
+    if task.status != "open" and not (
+        after_conflict and task.role is not None and actor.has_role(task.role, task.unit_id)
+    ):
+        raise _already_done(session, task)
     if actor.user_id is None:
         raise Forbidden("drafts belong to a person")
     draft = session.execute(
@@ -562,6 +618,8 @@ def load_draft(session: Session, actor: Actor, task_id: str) -> dict[str, Any] |
 def claim_task(session: Session, actor: Actor, *, task_id: str) -> OpenTask:
     """Take a task from the shared queue so colleagues see it is being handled."""
     task = access.access_task(session, actor, task_id, purpose="claim")
+    _lock_instance(session, task.instance_id)
+    session.refresh(task)
     if task.status != "open":
         raise _already_done(session, task)
     if task.assignee_id not in (None, actor.user_id):
@@ -577,6 +635,10 @@ def claim_task(session: Session, actor: Actor, *, task_id: str) -> OpenTask:
 def unclaim_task(session: Session, actor: Actor, *, task_id: str) -> OpenTask:
     """Give a claimed task back to the shared queue of its role and unit."""
     task = access.access_task(session, actor, task_id, purpose="unclaim")
+    _lock_instance(session, task.instance_id)
+    session.refresh(task)
+    if task.status != "open":
+        raise _already_done(session, task)
     if task.assignee_id != actor.user_id:
         raise Forbidden("only the assignee can release a task")
     task.assignee_id = None

@@ -70,6 +70,11 @@ def _canonical(entry: AuditEntry) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _clean(text: str, limit: int) -> str:
+    """Fit untrusted text into a log column: no NUL bytes, bounded length."""
+    return text.replace("\x00", "")[:limit]
+
+
 def compute_hash(prev_hash: str, entry: AuditEntry) -> str:
     """The chain hash of an entry given the previous entry's hash."""
     return hashlib.sha256(prev_hash.encode("ascii") + _canonical(entry)).hexdigest()
@@ -102,12 +107,12 @@ def record(
         action=action,
         outcome=outcome,
         actor_id=actor.user_id,
-        actor_name=actor.username,
+        actor_name=_clean(actor.username, 100),
         actor_roles=roles,
         case_id=case_id,
         object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        purpose=purpose,
+        object_id=None if object_id is None else _clean(str(object_id), 64),
+        purpose=None if purpose is None else _clean(purpose, 300),
         source_ip=actor.source_ip,
         details=dict(details or {}),
         prev_hash=head.entry_hash,

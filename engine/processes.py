@@ -185,3 +185,12 @@ def option_label(form_spec: Mapping[str, Any], key: str, value: str, lang: str) 
                     return str(text.get(lang) or text.get("sv") or value)
                 return str(text or value)
     return value
+
+
+def subject_field_map(form_spec: Mapping[str, Any]) -> dict[str, str]:
+    """{form key: subject field} for the intake fields that fill the case subject's record."""
+    return {
+        str(c["key"]): str(c["subjectField"])
+        for c in form_spec.get("components", [])
+        if isinstance(c, dict) and c.get("key") and c.get("subjectField")
+    }

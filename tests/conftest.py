@@ -41,6 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
         with tmp.open("wb") as handle:
             write_mo(handle, catalog, use_fuzzy=True)
         tmp.replace(mo)
+
+
 BACKENDS = ["sqlite", "postgres"]
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

@@ -51,14 +51,34 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def _record_refusal(action: str, outcome: str, details: dict[str, Any]) -> None:
-    """Roll back the failed work, then keep an audit entry of the refusal."""
+def _record_refusal(
+    action: str, outcome: str, details: dict[str, Any], exc: Exception | None = None
+) -> None:
+    """Roll back the failed work, then keep an audit entry of the refusal.
+
+    A refused read names what was refused (kind, id, case), so the log review sees which
+    case somebody tried to open.
+    """
     db = g.get("db")
     if db is None:
         return
     db.rollback()
+    extra = getattr(exc, "details", {}) or {}
+    kind = extra.get("denied_kind")
     try:
-        audit.record(db, g.actor, action, outcome=outcome, details=details)
+        if kind:
+            audit.record(
+                db,
+                g.actor,
+                f"{kind}:denied",
+                outcome="denied",
+                case_id=extra.get("denied_case_id"),
+                object_type=str(kind),
+                object_id=extra.get("denied_id"),
+                details=details,
+            )
+        else:
+            audit.record(db, g.actor, action, outcome=outcome, details=details)
     except Exception:  # the refusal page matters more than its log entry
         log.exception("could not audit a refusal")
         db.rollback()
@@ -92,6 +112,7 @@ def register_error_handlers(app: Flask) -> None:
                 "error": type(exc).__name__,
                 "status": exc.status,
             },
+            exc,
         )
         if isinstance(exc, ValidationFailed):
             return _page(422, exc.message, field_errors=exc.field_errors)
@@ -140,7 +161,8 @@ def register_error_handlers(app: Flask) -> None:
         return _page(
             500,
             _(
-                "An unexpected error occurred. Please try again; if it happens again, give the error id below to support."
+                "An unexpected error occurred. Please try again; if it happens again, "
+                "give the error id below to support."
             ),
             error_id=error_id,
         )

@@ -25,6 +25,9 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 
+#: Downloads never run as a page: sandboxed, nothing loads, never framed.
+DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
+
 
 def actor_for(user: User, source_ip: str | None = None) -> Actor:
     """The engine's view of a user: id, name and (role, unit) pairs."""
@@ -105,6 +108,17 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+def refuse_nul_bytes() -> Response | None:
+    """A NUL byte has no place in a path, query or form; databases choke on it (400)."""
+    values = [request.path, *request.args.values()]
+    if request.method == "POST" and request.mimetype != "application/json":
+        values.extend(request.form.values())
+    if any("\x00" in v for v in values):
+        abort(400)
+    return None
+
+
 def init_security(app: Flask) -> None:
     """Register the per-request hooks."""
+    app.before_request(refuse_nul_bytes)
     app.after_request(add_security_headers)

@@ -87,11 +87,6 @@ def test_undeclared_keys_never_reach_task_data(app: Flask, case_id: int) -> None
         assert "immediate_danger" in entry.details["fields"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/actions.py start_case copies every intake key except identity fields into "
-    "the start data; it never filters by the start form's declared keys",
-)
 def test_undeclared_intake_keys_never_reach_task_data(app: Flask) -> None:
     """bpmn/README.md: only declared keys ever reach task data, the intake included."""
     case_id = start_committed(app, intake={**BASIC_INTAKE, "not_in_intake_form": "x"})
@@ -573,11 +568,6 @@ def test_running_cases_stay_on_their_version(app: Flask, case_id: int) -> None:
         assert instance_of(s, new_case)[1].number == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/actions.py unclaim_task never checks task.status: access_task hands a done "
-    "task to anyone who may see the case, so its completer can clear its assignee afterwards",
-)
 def test_a_completed_task_cannot_be_unclaimed(app: Flask, case_id: int) -> None:
     with factory(app)() as s:
         task_id = open_task(s, case_id, "task_screen_acute").id
@@ -590,11 +580,6 @@ def test_a_completed_task_cannot_be_unclaimed(app: Flask, case_id: int) -> None:
         assert done is not None and done.assignee_id == actor(s, "handlaggare").user_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/actions.py save_draft never checks task.status: a draft can be saved for "
-    "a task that is already completed (and is then never deleted)",
-)
 def test_no_drafts_for_a_completed_task(app: Flask, case_id: int) -> None:
     with factory(app)() as s:
         task_id = open_task(s, case_id, "task_screen_acute").id

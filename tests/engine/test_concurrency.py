@@ -280,11 +280,6 @@ def _claim_race(app: Flask, people: dict[str, Actor], gated: bool) -> None:
         assert _count(s, "task:claimed", task_id) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/actions.py claim_task checks task.assignee_id on the row loaded before the "
-    "audit-head lock and never re-reads or locks it: a concurrent claim is silently overwritten",
-)
 def test_concurrent_claim_postgres(pg_app: Flask, people: dict[str, Actor]) -> None:
     _claim_race(pg_app, people, gated=True)
 

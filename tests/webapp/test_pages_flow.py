@@ -23,6 +23,7 @@ from test_pages_kit import (
 )
 
 from engine.models import Decision, Document, OpenTask
+from webapp.security import DOWNLOAD_CSP
 
 
 def _decide(client: Any, case_number: str, step: dict[str, Any]) -> None:
@@ -99,7 +100,7 @@ def test_identification_procedure_through_pages(app: Flask, login_as: Any, db: S
     assert download.headers["Content-Type"] == "application/pdf"
     assert download.headers["Content-Disposition"].startswith("attachment; filename=")
     assert download.headers["X-Content-Type-Options"] == "nosniff"
-    assert download.headers["Content-Security-Policy"] == "sandbox"
+    assert download.headers["Content-Security-Policy"] == DOWNLOAD_CSP
     assert download.headers["Cache-Control"] == "no-store"
     stored = db.get(Document, int(document_ids[0]))
     assert stored is not None and stored.case_id == case_id

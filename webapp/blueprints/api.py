@@ -32,7 +32,7 @@ from webapp import services
 from webapp.errors import TITLES
 from webapp.extensions import csrf
 from webapp.openapi import build_openapi
-from webapp.security import actor_for
+from webapp.security import DOWNLOAD_CSP, actor_for
 from webapp.tokens import verify_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -470,5 +470,5 @@ def decision_pdf(decision_id: int) -> Any:
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", document.filename) or "beslut.pdf"
     response = Response(document.content, mimetype=document.media_type or "application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Content-Security-Policy"] = "sandbox"
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     return response

@@ -16,7 +16,7 @@ from engine.models import Case, Decision, OpenTask, ProcessVersion
 from engine.queries import DecisionView
 from engine.roles import APPROVER_ROLES
 from forms.approval import APPROVED, ApprovalForm
-from webapp.security import login_required
+from webapp.security import DOWNLOAD_CSP, login_required
 from webapp.services import decide_with_document, outcome_label, record_download
 
 bp = Blueprint("decisions", __name__)
@@ -43,7 +43,7 @@ def _may_decide(decision: Decision, case: Case) -> bool:
     if not any(g.actor.has_role(role, case.unit_id) for role in APPROVER_ROLES):
         return False
     task = _approval_task(decision)
-    return task is not None and access.task_matches(g.actor, task)
+    return task is not None and access.can_approve(g.actor, task)
 
 
 def _labelled(view: DecisionView) -> dict[str, Any]:
@@ -134,6 +134,6 @@ def document(document_id: int) -> Any:
     response = Response(bytes(doc.content), mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox"
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     response.headers["Cache-Control"] = "no-store"
     return response

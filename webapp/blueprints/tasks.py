@@ -79,7 +79,12 @@ def show(task_id: str) -> Any:
         return _approval_redirect(task)
     if task.status != "open":
         view = queries.task_view(g.db, task)
-        return render_template("tasks/done.html", task=view)
+        kept = actions.load_draft(g.db, g.actor, task.id)
+        entries: list[tuple[str, str]] = []
+        if kept:
+            spec = _spec_of(queries.task_form_context(g.db, task))
+            entries = _draft_entries(spec, kept)
+        return render_template("tasks/done.html", task=view, kept_entries=entries)
     context = queries.task_form_context(g.db, task)
     spec = _spec_of(context)
     draft = actions.load_draft(g.db, g.actor, task.id)
@@ -88,6 +93,21 @@ def show(task_id: str) -> Any:
         return _render(task, spec, form, draft_at=_draft_saved_at(task.id))
     form = bind_form(spec, g.lang, task_data=context.get("data") or {})
     return _render(task, spec, form)
+
+
+def _draft_entries(spec: FormSpec, draft: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs of what the user typed, for reading back after a conflict."""
+    entries = []
+    for component in spec.fields:
+        value = draft.get(component.key or "")
+        if value in (None, "", [], False):
+            continue
+        values = value if isinstance(value, list) else [value]
+        shown = ", ".join(
+            component.option_label(v, g.lang) if component.values else str(v) for v in values
+        )
+        entries.append((component.label_text(g.lang), shown))
+    return entries
 
 
 def _already_submitted(task_id: str, submission_id: str) -> bool:
@@ -121,11 +141,15 @@ def _already_done_redirect(case_id: int) -> Any:
     return redirect(url_for("cases.show", case_id=case_id), code=303)
 
 
-def _save_draft_quietly(task_id: str, data: dict[str, Any]) -> bool:
+def _save_draft_quietly(
+    task_id: str, data: dict[str, Any], *, after_conflict: bool = False
+) -> bool:
     """Keep typed data as a draft if the task still allows it; never fail the request."""
     try:
         with g.db.begin_nested():
-            actions.save_draft(g.db, g.actor, task_id=task_id, data=data)
+            actions.save_draft(
+                g.db, g.actor, task_id=task_id, data=data, after_conflict=after_conflict
+            )
     except LotsenError:
         return False
     return True
@@ -222,7 +246,7 @@ def _conflict(task_id: str, draft: dict[str, Any], exc: Conflict, submission_id:
     task = _reload(task_id)
     if _repeat_of_done(task, submission_id):
         return _already_done_redirect(task.case_id)
-    draft_saved = _save_draft_quietly(task_id, draft)
+    draft_saved = _save_draft_quietly(task_id, draft, after_conflict=True)
     audit.record(
         g.db,
         g.actor,

@@ -8,9 +8,10 @@ transaction. Nothing here commits: the caller commits once or rolls back.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -19,11 +20,14 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine import access, audit, crypto
 from engine.audit import Actor
+from engine.catalogs import procedure_settings
 from engine.db import utcnow
 from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from engine.models import (
     Case,
+    CaseLink,
     CaseMember,
+    Consent,
     Decision,
     Document,
     Draft,
@@ -42,10 +46,11 @@ from engine.processes import (
     option_label,
     subject_field_map,
 )
-from engine.roles import INTAKE_ROLES
+from engine.roles import INTAKE_ROLES, SUPERVISOR
 from engine.workflow.deadlines import compute_due_at
+from engine.workflow.expressions import evaluate
 from engine.workflow.problems import InvalidTaskData, TaskNotReady
-from engine.workflow.runtime import WorkflowRuntime
+from engine.workflow.runtime import StartRequest, WorkflowRuntime
 from engine.workflow.specs import ProcessModel, TaskMeta
 
 runtime = WorkflowRuntime()
@@ -58,6 +63,10 @@ CASE_PREFIX = {
 }
 #: A returned decision loops back to its proposal; the loop is bounded here, not in BPMN.
 MAX_RETURNS = 5
+#: How deep linked procedures may start each other (A starts B starts C) before it is a loop.
+MAX_LINK_DEPTH = 3
+#: Legal-ground values that are not a ground of their own (consent must then be recorded).
+NO_GROUND = frozenset({"", "none", "consent", "unclear", "consult_without_personal_data"})
 #: Subject fields that identify a person: kept on the encrypted subject, not in task data.
 IDENTITY_FIELDS = frozenset({"name", "alias", "personnummer", "birth_date"})
 SUBJECT_COLUMNS = frozenset(
@@ -136,7 +145,7 @@ def _sync_tasks(
         select(OpenTask).where(OpenTask.instance_id == instance.id, OpenTask.status == "open")
     ).scalars()
     for row in open_rows:
-        if row.id not in ready_ids:
+        if row.id not in ready_ids and row.bpmn_id != OVERRIDE_TASK:
             row.status = "cancelled"
             row.completed_at = now
     known = set(session.execute(select(OpenTask.id).where(OpenTask.id.in_(ready_ids))).scalars())
@@ -236,10 +245,20 @@ def start_case(
     intake: Mapping[str, Any],
     subject_fields: Mapping[str, str] | None = None,
     received_at: datetime | None = None,
+    linked_from: Case | None = None,
+    link_reason: str = "",
+    _depth: int = 0,
 ) -> Case:
-    """Register a case and start its procedure with the intake data (step 1)."""
-    if not any(actor.has_role(r, unit_id) for r in INTAKE_ROLES):
+    """Register a case and start its procedure with the intake data (step 1).
+
+    ``linked_from``: the case whose procedure asked for this one (a child found during
+    identification); the new case lands in its procedure's own unit, is linked to the
+    first, and gives the actor no membership in it.
+    """
+    if linked_from is None and not any(actor.has_role(r, unit_id) for r in INTAKE_ROLES):
         raise Forbidden("only caseworkers of the unit may register a case")
+    if _depth > MAX_LINK_DEPTH:
+        raise Conflict("linked procedures start each other in a loop")
     if session.get(Unit, unit_id) is None:
         raise NotFound("unit not found")
     version = latest_published(session, procedure)
@@ -259,11 +278,14 @@ def start_case(
         if k in declared and subject_fields.get(k) not in IDENTITY_FIELDS
     }
     protected = str(subject_values.get("protected_identity_type") or "none") != "none"
+    settings = procedure_settings().get(procedure)
     case = Case(
         number="pending",
         procedure=procedure,
         unit_id=unit_id,
-        secrecy_class="PROTECTED_IDENTITY" if protected else "SOCIAL_26_1",
+        secrecy_class="PROTECTED_IDENTITY"
+        if protected
+        else (settings.secrecy_class if settings else "SOCIAL_26_1"),
         created_by_id=actor.user_id,
         created_at=now,
         received_at=received_at or now,
@@ -271,8 +293,19 @@ def start_case(
     session.add(case)
     session.flush()
     case.number = f"{CASE_PREFIX.get(procedure, 'AR')}-{now.year}-{case.id:05d}"
-    session.add(_subject_from(case.id, subject_values))
-    _add_member(session, case.id, actor, "creator")
+    if subject_fields:
+        session.add(_subject_from(case.id, subject_values))
+    if linked_from is None:
+        _add_member(session, case.id, actor, "creator")
+    else:
+        session.add(
+            CaseLink(
+                from_case_id=linked_from.id,
+                to_case_id=case.id,
+                reason=link_reason[:100],
+                created_by_id=actor.user_id,
+            )
+        )
     try:
         wf = runtime.start(version.sha256, version.spec_json, task_data)
     except InvalidTaskData as exc:
@@ -280,6 +313,7 @@ def start_case(
     instance = ProcessInstance(case_id=case.id, version_id=version.id, state="", started_at=now)
     session.add(instance)
     session.flush()
+    requests = runtime.take_start_requests(wf)
     _save_state(instance, wf)
     _sync_tasks(session, case, instance, model, runtime.ready_user_tasks(wf))
     note = intake.get("journal_note")
@@ -295,14 +329,64 @@ def start_case(
     audit.record(
         session,
         actor,
-        "case:created",
+        "case:created" if linked_from is None else "case:created_linked",
         case_id=case.id,
         object_type="case",
         object_id=case.id,
         purpose="intake",
         details={"procedure": procedure, "version": version.number},
     )
+    _start_linked(session, actor, case, requests, depth=_depth)
     return case
+
+
+def _unit_for(session: Session, procedure: str, fallback: int) -> int:
+    """The unit that owns a procedure's cases (bpmn/procedures.toml), else ``fallback``."""
+    settings = procedure_settings().get(procedure)
+    if settings is None or settings.unit_key is None:
+        return fallback
+    unit_id = session.execute(select(Unit.id).where(Unit.key == settings.unit_key)).scalar()
+    return unit_id if unit_id is not None else fallback
+
+
+def _has_content(item: Mapping[str, Any]) -> bool:
+    return any(v not in (None, "", [], False) for v in item.values())
+
+
+def _start_linked(
+    session: Session, actor: Actor, case: Case, requests: list[StartRequest], *, depth: int
+) -> list[Case]:
+    """Start the linked cases a model asked for (one per ``each`` item with content)."""
+    started = []
+    for request in requests:
+        payload = dict(request.payload)
+        each = payload.pop("each", None)
+        if isinstance(each, list):
+            intakes = [{**payload, **i} for i in each if isinstance(i, dict) and _has_content(i)]
+        else:
+            intakes = [payload]
+        for intake in intakes:
+            started.append(
+                start_case(
+                    session,
+                    actor,
+                    procedure=request.process_id,
+                    unit_id=_unit_for(session, request.process_id, case.unit_id),
+                    intake=intake,
+                    linked_from=case,
+                    link_reason=str(payload.get("reason") or f"started from {case.number}"),
+                    _depth=depth + 1,
+                )
+            )
+    if started:
+        _journal(
+            session,
+            actor,
+            case.id,
+            "Länkade ärenden startade: " + ", ".join(c.number for c in started),
+            kind="link",
+        )
+    return started
 
 
 def _subject_from(case_id: int, values: Mapping[str, Any]) -> Subject:
@@ -370,6 +454,7 @@ def complete_task(
         raise Forbidden("an approval task is completed by approving or returning its decision")
     allowed = set(declared_keys(version.forms.get(meta.form_key or "", {})))
     clean = {k: v for k, v in data.items() if k in allowed}
+    _check_disclosure(session, case, task, meta, clean)
     wf = runtime.restore(version.sha256, version.spec_json, instance.state)
     try:
         runtime.complete_user_task(wf, task_id, clean)
@@ -387,9 +472,11 @@ def complete_task(
         form_spec = version.forms.get(meta.form_key or "", {})
         decision = _propose_decision(session, actor, case, instance, task, meta, clean, form_spec)
         decision_id = decision.id
+    requests = runtime.take_start_requests(wf)
     _save_state(instance, wf)
     _flush_or_conflict(session)
     _add_member(session, case.id, actor, "worked")
+    _record_consents_from(session, actor, case, clean)
     for draft in session.execute(select(Draft).where(Draft.task_id == task.id)).scalars():
         session.delete(draft)
     new_rows = _sync_tasks(session, case, instance, model, runtime.ready_user_tasks(wf))
@@ -412,6 +499,7 @@ def complete_task(
         purpose=task.bpmn_id,
         details={"fields": sorted(clean)},
     )
+    _start_linked(session, actor, case, requests, depth=0)
     mine = next((r.id for r in new_rows if access.task_matches(actor, r)), None)
     return CompletionResult(case_id=case.id, next_task_id=mine, decision_id=decision_id)
 
@@ -505,16 +593,19 @@ def decide(
         raise Conflict("the decision is not waiting for approval", case_id=case.id)
     if not access.can_approve(actor, task):
         raise Forbidden("the approval task belongs to another person or role")
-    version = session.get(ProcessVersion, instance.version_id)
-    assert version is not None
-    model = model_for(version)
-    meta = model.tasks[task.bpmn_id]
-    wf = runtime.restore(version.sha256, version.spec_json, instance.state)
     verdict = "approved" if approve else "returned"
-    try:
-        runtime.complete_user_task(wf, task.id, {meta.approval_variable or "approval": verdict})
-    except TaskNotReady as exc:
-        raise Conflict("the approval is no longer pending", case_id=case.id) from exc
+    # A consent override is approved outside the model: its step waits for it.
+    in_model = task.bpmn_id != OVERRIDE_TASK
+    if in_model:
+        version = session.get(ProcessVersion, instance.version_id)
+        assert version is not None
+        model = model_for(version)
+        meta = model.tasks[task.bpmn_id]
+        wf = runtime.restore(version.sha256, version.spec_json, instance.state)
+        try:
+            runtime.complete_user_task(wf, task.id, {meta.approval_variable or "approval": verdict})
+        except TaskNotReady as exc:
+            raise Conflict("the approval is no longer pending", case_id=case.id) from exc
     now = utcnow()
     decision.status = verdict
     decision.decided_by_id = actor.user_id
@@ -524,10 +615,13 @@ def decide(
     task.completed_at = now
     task.completed_by_id = actor.user_id
     task.assignee_id = task.assignee_id or actor.user_id
-    _save_state(instance, wf)
-    _flush_or_conflict(session)
     _add_member(session, case.id, actor, "approver")
-    _sync_tasks(session, case, instance, model, runtime.ready_user_tasks(wf))
+    if in_model:
+        requests = runtime.take_start_requests(wf)
+        _save_state(instance, wf)
+        _flush_or_conflict(session)
+        _sync_tasks(session, case, instance, model, runtime.ready_user_tasks(wf))
+        _start_linked(session, actor, case, requests, depth=0)
     label = "godkänt" if approve else "återvisat"
     _journal(
         session,
@@ -698,3 +792,216 @@ def add_journal_note(
     audit.record(
         session, actor, "journal:written", case_id=case_id, object_type="case", object_id=case_id
     )
+
+
+def record_consent(
+    session: Session,
+    actor: Actor,
+    *,
+    case_id: int,
+    purpose: str,
+    form: str = "oral",
+    given_on: date | None = None,
+    scope: str | None = None,
+    interpreter_used: bool = False,
+) -> Consent:
+    """Record consent for one purpose (domain.md §4.2); audited."""
+    access.access_case(session, actor, case_id, purpose="consent")
+    return _add_consent(session, actor, case_id, purpose, form, given_on, scope, interpreter_used)
+
+
+def _add_consent(
+    session: Session,
+    actor: Actor,
+    case_id: int,
+    purpose: str,
+    form: str,
+    given_on: date | None,
+    scope: str | None,
+    interpreter_used: bool,
+) -> Consent:
+    consent = Consent(
+        case_id=case_id,
+        purpose=purpose[:60],
+        given=True,
+        form=form[:20] or "oral",
+        given_on=given_on or utcnow().date(),
+        scope=scope or None,
+        interpreter_used=interpreter_used,
+        recorded_by_id=actor.user_id,
+    )
+    session.add(consent)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "consent:recorded",
+        case_id=case_id,
+        object_type="consent",
+        object_id=consent.id,
+        details={"purpose": consent.purpose, "form": consent.form},
+    )
+    return consent
+
+
+def withdraw_consent(session: Session, actor: Actor, *, consent_id: int) -> Consent:
+    """The person withdrew a consent: it stops covering disclosures from today."""
+    consent = session.get(Consent, consent_id)
+    if consent is None:
+        raise NotFound("consent not found")
+    access.access_case(session, actor, consent.case_id, purpose="consent")
+    consent.withdrawn_on = utcnow().date()
+    audit.record(
+        session,
+        actor,
+        "consent:withdrawn",
+        case_id=consent.case_id,
+        object_type="consent",
+        object_id=consent.id,
+        details={"purpose": consent.purpose},
+    )
+    return consent
+
+
+def active_consents(session: Session, case_id: int) -> set[str]:
+    """The purposes the person has consented to and not withdrawn."""
+    rows = session.execute(select(Consent).where(Consent.case_id == case_id)).scalars()
+    return {c.purpose for c in rows if c.active}
+
+
+def _record_consents_from(
+    session: Session, actor: Actor, case: Case, data: Mapping[str, Any]
+) -> None:
+    """A form's consent checklist (``consents_given``) becomes consent records."""
+    given = data.get("consents_given")
+    if not isinstance(given, list) or not given:
+        return
+    already = active_consents(session, case.id)
+    day = _as_date(data.get("consent_date"))
+    for purpose in given:
+        if isinstance(purpose, str) and purpose and purpose not in already:
+            _add_consent(
+                session,
+                actor,
+                case.id,
+                purpose,
+                str(data.get("consent_form") or "oral"),
+                day,
+                str(data.get("consent_scope") or "") or None,
+                bool(data.get("consent_interpreter_used")),
+            )
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, str) and value:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _check_disclosure(
+    session: Session, case: Case, task: OpenTask, meta: TaskMeta, data: Mapping[str, Any]
+) -> None:
+    """A disclosure needs consent or a legal ground, or an approved override (§4.2)."""
+    kind = meta.properties.get("disclosure")
+    if not kind:
+        return
+    when = meta.properties.get("disclosureWhen")
+    if when and not evaluate(when, data):
+        return
+    ground_field = meta.properties.get("legalGroundField") or ""
+    ground = str(data.get(ground_field) or "")
+    if ground and ground not in NO_GROUND:
+        return
+    purpose = meta.properties.get("consentPurpose") or ""
+    if purpose and purpose in active_consents(session, case.id):
+        return
+    if _approved_override(session, task):
+        return
+    field = ground_field or "override_reason"
+    raise ValidationFailed(
+        {
+            field: [
+                "No consent or legal ground is recorded for this disclosure. Record the "
+                "person's consent, give the legal ground, or ask a supervisor to approve an "
+                "override with a reason."
+            ]
+        }
+    )
+
+
+OVERRIDE_TYPE = "CONSENT_OVERRIDE"
+OVERRIDE_TASK = "task_approve_consent_override"
+
+
+def _approved_override(session: Session, task: OpenTask) -> bool:
+    return (
+        session.execute(
+            select(Decision.id).where(
+                Decision.proposal_task_id == task.id,
+                Decision.decision_type == OVERRIDE_TYPE,
+                Decision.status == "approved",
+            )
+        ).first()
+        is not None
+    )
+
+
+def request_override(session: Session, actor: Actor, *, task_id: str, reason: str) -> Decision:
+    """Ask a supervisor to allow a disclosure without consent or legal ground (audited)."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed({"override_reason": ["Give the reason for the override."]})
+    task, instance, version, case = _load_for_task(session, actor, task_id, purpose="override")
+    meta = model_for(version).tasks.get(task.bpmn_id)
+    if meta is None or not meta.properties.get("disclosure"):
+        raise Forbidden("this step is not a disclosure")
+    pending = session.execute(
+        select(Decision).where(
+            Decision.proposal_task_id == task.id,
+            Decision.decision_type == OVERRIDE_TYPE,
+            Decision.status == "proposed",
+        )
+    ).scalar_one_or_none()
+    if pending is not None:
+        raise Conflict("an override for this step is already waiting for approval", case_id=case.id)
+    decision = Decision(
+        case_id=case.id,
+        instance_id=instance.id,
+        decision_type=OVERRIDE_TYPE,
+        outcome=str(meta.properties.get("disclosure")),
+        reasons=reason,
+        legal_refs="",
+        appealable=False,
+        proposal_task_id=task.id,
+        proposed_by_id=actor.user_id,
+        status="proposed",
+    )
+    session.add(decision)
+    session.flush()
+    session.add(
+        OpenTask(
+            id=str(uuid.uuid4()),
+            instance_id=instance.id,
+            case_id=case.id,
+            bpmn_id=OVERRIDE_TASK,
+            name="Godkänn undantag från samtycke",
+            form_key=None,
+            role=SUPERVISOR,
+            unit_id=case.unit_id,
+            decision_id=decision.id,
+        )
+    )
+    _journal(session, actor, case.id, "Undantag från samtycke begärt", reason, kind="decision")
+    audit.record(
+        session,
+        actor,
+        "disclosure:override_requested",
+        case_id=case.id,
+        object_type="decision",
+        object_id=decision.id,
+        details={"task": task.bpmn_id},
+    )
+    return decision

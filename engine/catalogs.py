@@ -93,20 +93,48 @@ def legal_refs(bpmn_dir: Path = PROJECT_ROOT / "bpmn") -> dict[str, LegalRef]:
 
 @cache
 def decision_types(bpmn_dir: Path = PROJECT_ROOT / "bpmn") -> dict[str, DecisionType]:
-    """Decision types by code."""
-    path = bpmn_dir / "decision_types.toml"
+    """Decision types by code: ``bpmn/decision_types.toml`` and each procedure's own file."""
+    paths = [bpmn_dir / "decision_types.toml", *sorted(bpmn_dir.glob("*/decision_types.toml"))]
+    types: dict[str, DecisionType] = {}
+    for path in paths:
+        if not path.exists():
+            continue
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        for code, row in raw.items():
+            if isinstance(row, dict):
+                types[code] = DecisionType(
+                    code=code,
+                    label_sv=str(row.get("label_sv", code)),
+                    label_en=str(row.get("label_en", code)),
+                    appealable=bool(row.get("appealable", False)),
+                    appeal_info_sv=str(row.get("appeal_info_sv", "")),
+                    appeal_info_en=str(row.get("appeal_info_en", "")),
+                )
+    return types
+
+
+@dataclass(frozen=True)
+class ProcedureSettings:
+    """Where a procedure's cases live and how secret they are (``bpmn/procedures.toml``)."""
+
+    process_id: str
+    unit_key: str | None
+    secrecy_class: str
+
+
+@cache
+def procedure_settings(bpmn_dir: Path = PROJECT_ROOT / "bpmn") -> dict[str, ProcedureSettings]:
+    """Settings per procedure id (missing procedures get the defaults)."""
+    path = bpmn_dir / "procedures.toml"
     if not path.exists():
         return {}
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     return {
-        code: DecisionType(
-            code=code,
-            label_sv=str(row.get("label_sv", code)),
-            label_en=str(row.get("label_en", code)),
-            appealable=bool(row.get("appealable", False)),
-            appeal_info_sv=str(row.get("appeal_info_sv", "")),
-            appeal_info_en=str(row.get("appeal_info_en", "")),
+        pid: ProcedureSettings(
+            process_id=pid,
+            unit_key=str(row["unit"]) if row.get("unit") else None,
+            secrecy_class=str(row.get("secrecy_class", "SOCIAL_26_1")),
         )
-        for code, row in raw.items()
+        for pid, row in raw.items()
         if isinstance(row, dict)
     }

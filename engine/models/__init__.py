@@ -5,19 +5,25 @@ from engine.models.cases import Case, CaseMember, JournalNote, Subject
 from engine.models.decisions import Decision
 from engine.models.documents import Document
 from engine.models.instances import Draft, OpenTask, ProcessInstance
+from engine.models.links import CaseLink, Consent
 from engine.models.org import RoleAssignment, Unit, User
 from engine.models.processes import ProcessVersion
+from engine.models.reviews import LogReview, LogReviewItem
 from engine.models.sessions import WebSession
 
 __all__ = [
     "AuditEntry",
     "AuditHead",
     "Case",
+    "CaseLink",
     "CaseMember",
+    "Consent",
     "Decision",
     "Document",
     "Draft",
     "JournalNote",
+    "LogReview",
+    "LogReviewItem",
     "OpenTask",
     "ProcessInstance",
     "ProcessVersion",

@@ -56,6 +56,17 @@ def _check_json_data(data: Mapping[str, Any], what: str) -> dict[str, Any]:
     return plain
 
 
+START_PREFIX = "lotsen.start."
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """A request thrown by a model to start another procedure with this payload."""
+
+    process_id: str
+    payload: dict[str, Any]
+
+
 class WorkflowRuntime:
     """Stateless apart from a spec cache; safe to share as one instance per process."""
 
@@ -154,6 +165,19 @@ class WorkflowRuntime:
         ]
         done.sort(key=lambda t: t.last_state_change)
         return [t.task_spec.bpmn_id for t in done]
+
+    def take_start_requests(self, wf: BpmnWorkflow) -> list[StartRequest]:
+        """Messages thrown to start a linked procedure (``lotsen.start.<id>``), consumed.
+
+        Nothing inside the workflow catches them, so SpiffWorkflow leaves them for the
+        host; reading them clears the list, so each is acted on once.
+        """
+        requests = []
+        for event in wf.get_events():
+            name = getattr(event.event_definition, "name", "") or ""
+            if name.startswith(START_PREFIX) and isinstance(event.payload, dict):
+                requests.append(StartRequest(name[len(START_PREFIX) :], dict(event.payload)))
+        return requests
 
     def is_completed(self, wf: BpmnWorkflow) -> bool:
         """True once nothing is left to do (guarded against the depth-1000 false positive)."""

@@ -24,9 +24,10 @@ chromium:
 	bash scripts/ensure-chromium.sh
 
 ## Install, migrate, publish the models, load demo users, serve http://127.0.0.1:5000
+## with the timer worker beside the web server (Ctrl-C stops both)
 run: $(STAMP) translations
 	LOTSEN_DEMO=1 $(BIN)/flask --app wsgi lotsen init
-	LOTSEN_DEMO=1 $(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+	LOTSEN_DEMO=1 BIN=$(BIN) bash scripts/run-demo.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -41,6 +41,7 @@ from engine.models import (
 )
 from engine.processes import (
     declared_keys,
+    empty_values,
     latest_published,
     model_for,
     option_label,
@@ -272,10 +273,11 @@ def start_case(
     }
     intake_spec = version.forms.get(model.start_form_key or "", {})
     declared = set(declared_keys(intake_spec))
+    given = {k: v for k, v in intake.items() if k in declared}
     task_data = {
         k: v
-        for k, v in intake.items()
-        if k in declared and subject_fields.get(k) not in IDENTITY_FIELDS
+        for k, v in {**empty_values(intake_spec), **given}.items()
+        if subject_fields.get(k) not in IDENTITY_FIELDS
     }
     protected = str(subject_values.get("protected_identity_type") or "none") != "none"
     settings = procedure_settings().get(procedure)
@@ -349,6 +351,34 @@ def _unit_for(session: Session, procedure: str, fallback: int) -> int:
     return unit_id if unit_id is not None else fallback
 
 
+SUBJECT_COPY = (
+    "role",
+    "name",
+    "alias",
+    "personnummer",
+    "personnummer_index",
+    "birth_date",
+    "estimated_age",
+    "age_doubt",
+    "gender",
+    "citizenship",
+    "protected_identity_type",
+)
+
+
+def _copy_subjects(session: Session, source: Case, target: Case) -> None:
+    """A follow-on case about the same person carries that person's (encrypted) record."""
+    for subject in list(target.subjects):
+        session.delete(subject)
+    session.flush()
+    for subject in source.subjects:
+        session.add(Subject(case_id=target.id, **{f: getattr(subject, f) for f in SUBJECT_COPY}))
+    if source.secrecy_class == "PROTECTED_IDENTITY":
+        target.secrecy_class = "PROTECTED_IDENTITY"
+    session.flush()
+    session.expire(target, ["subjects"])
+
+
 def _has_content(item: Mapping[str, Any]) -> bool:
     return any(v not in (None, "", [], False) for v in item.values())
 
@@ -361,23 +391,25 @@ def _start_linked(
     for request in requests:
         payload = dict(request.payload)
         each = payload.pop("each", None)
+        same_person = bool(payload.pop("same_person", False))
         if isinstance(each, list):
             intakes = [{**payload, **i} for i in each if isinstance(i, dict) and _has_content(i)]
         else:
             intakes = [payload]
         for intake in intakes:
-            started.append(
-                start_case(
-                    session,
-                    actor,
-                    procedure=request.process_id,
-                    unit_id=_unit_for(session, request.process_id, case.unit_id),
-                    intake=intake,
-                    linked_from=case,
-                    link_reason=str(payload.get("reason") or f"started from {case.number}"),
-                    _depth=depth + 1,
-                )
+            new_case = start_case(
+                session,
+                actor,
+                procedure=request.process_id,
+                unit_id=_unit_for(session, request.process_id, case.unit_id),
+                intake=intake,
+                linked_from=case,
+                link_reason=str(payload.get("reason") or f"started from {case.number}"),
+                _depth=depth + 1,
             )
+            if same_person:
+                _copy_subjects(session, case, new_case)
+            started.append(new_case)
     if started:
         _journal(
             session,
@@ -527,7 +559,7 @@ def _propose_decision(
         reasons=str(data.get(reasons_key) or ""),
         detail=_decision_detail(meta, data),
         legal_refs=",".join(meta.legal_refs),
-        appealable=meta.appealable,
+        appealable=_appealable(meta, str(outcome)),
         proposal_task_id=task.id,
         proposed_by_id=actor.user_id,
         status="proposed",
@@ -553,6 +585,14 @@ def _propose_decision(
         details={"type": decision.decision_type, "outcome": decision.outcome},
     )
     return decision
+
+
+def _appealable(meta: TaskMeta, outcome: str) -> bool:
+    """Appealable per the model; ``appealableOutcomes`` narrows it to some outcomes."""
+    only = meta.properties.get("appealableOutcomes")
+    if not meta.appealable:
+        return False
+    return not only or outcome in {o.strip() for o in only.split(",")}
 
 
 def _decision_detail(meta: TaskMeta, data: Mapping[str, Any]) -> str | None:
@@ -951,13 +991,13 @@ def _approved_override(session: Session, task: OpenTask) -> bool:
 
 def request_override(session: Session, actor: Actor, *, task_id: str, reason: str) -> Decision:
     """Ask a supervisor to allow a disclosure without consent or legal ground (audited)."""
-    reason = reason.strip()
-    if not reason:
-        raise ValidationFailed({"override_reason": ["Give the reason for the override."]})
     task, instance, version, case = _load_for_task(session, actor, task_id, purpose="override")
     meta = model_for(version).tasks.get(task.bpmn_id)
     if meta is None or not meta.properties.get("disclosure"):
         raise Forbidden("this step is not a disclosure")
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed({"override_reason": ["Give the reason for the override."]})
     pending = session.execute(
         select(Decision).where(
             Decision.proposal_task_id == task.id,

@@ -39,6 +39,7 @@ DEMO_USERS = (
         (("unit_manager", "vuxenenheten"), ("unit_manager", "barn_och_unga")),
     ),
     DemoUser("samordnare", "Sam Samordnare", (("coordinator", None),)),
+    DemoUser("ordforande", "Olga Ordförande (socialnämnden)", (("committee", None),)),
     DemoUser("huge", "Hugo Huge Fastigheter", (("housing_contact", None),)),
     DemoUser("processagare", "Petra Processägare", (("process_owner", None),)),
     DemoUser("processagare2", "Per Processägare", (("process_owner", None),)),

@@ -194,3 +194,15 @@ def subject_field_map(form_spec: Mapping[str, Any]) -> dict[str, str]:
         for c in form_spec.get("components", [])
         if isinstance(c, dict) and c.get("key") and c.get("subjectField")
     }
+
+
+def empty_values(form_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared key with its empty value (False, [], or None), so conditions never
+    meet a missing name even when a linked start sends only some keys."""
+    empty: dict[str, Any] = {}
+    for c in form_spec.get("components", []):
+        if not isinstance(c, dict) or not c.get("key"):
+            continue
+        kind = c.get("type")
+        empty[str(c["key"])] = False if kind == "checkbox" else [] if kind == "checklist" else None
+    return empty

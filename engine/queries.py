@@ -8,7 +8,7 @@ anyone outside the named team (the access check already limits who gets here).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -19,6 +19,8 @@ from engine.audit import Actor
 from engine.db import utcnow
 from engine.models import (
     Case,
+    CaseLink,
+    Consent,
     Decision,
     Document,
     JournalNote,
@@ -126,6 +128,34 @@ class DocumentView:
 
 
 @dataclass(frozen=True)
+class LinkView:
+    """A linked case: shown by number; ``visible`` says whether the reader may open it."""
+
+    case_id: int
+    number: str
+    procedure: str
+    direction: str  # "started" (this case started it) or "started_by"
+    reason: str
+    created_at: datetime
+    visible: bool
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    """A consent for one purpose."""
+
+    id: int
+    purpose: str
+    form: str
+    given_on: date
+    scope: str | None
+    interpreter_used: bool
+    withdrawn_on: date | None
+    active: bool
+    recorded_by: str
+
+
+@dataclass(frozen=True)
 class CaseView:
     """Everything the case page shows."""
 
@@ -148,6 +178,8 @@ class CaseView:
     journal: tuple[JournalView, ...]
     documents: tuple[DocumentView, ...]
     instance_version: int | None
+    links: tuple[LinkView, ...] = ()
+    consents: tuple[ConsentView, ...] = ()
 
 
 class _Names:
@@ -291,8 +323,58 @@ def decisions_of_type(session: Session, case_id: int, decision_type: str) -> lis
     return [_decision_view(d, case, names, session) for d in rows]
 
 
-def case_view(session: Session, case: Case) -> CaseView:
-    """The whole case page's data (the caller has checked access)."""
+def _links(session: Session, case: Case, actor: Actor | None) -> tuple[LinkView, ...]:
+    rows = session.execute(
+        select(CaseLink)
+        .where(or_(CaseLink.from_case_id == case.id, CaseLink.to_case_id == case.id))
+        .order_by(CaseLink.id)
+    ).scalars()
+    views = []
+    for link in rows:
+        started = link.from_case_id == case.id
+        other = session.get(Case, link.to_case_id if started else link.from_case_id)
+        if other is None:
+            continue
+        visible = actor is not None and access.access_reason(session, actor, other) is not None
+        views.append(
+            LinkView(
+                case_id=other.id,
+                number=other.number,
+                procedure=other.procedure,
+                direction="started" if started else "started_by",
+                reason=link.reason,
+                created_at=link.created_at,
+                visible=visible,
+            )
+        )
+    return tuple(views)
+
+
+def _consents(session: Session, case: Case, names: _Names) -> tuple[ConsentView, ...]:
+    rows = session.execute(
+        select(Consent).where(Consent.case_id == case.id).order_by(Consent.id)
+    ).scalars()
+    return tuple(
+        ConsentView(
+            id=c.id,
+            purpose=c.purpose,
+            form=c.form,
+            given_on=c.given_on,
+            scope=c.scope,
+            interpreter_used=c.interpreter_used,
+            withdrawn_on=c.withdrawn_on,
+            active=c.active,
+            recorded_by=names.user(c.recorded_by_id) or "",
+        )
+        for c in rows
+    )
+
+
+def case_view(session: Session, case: Case, actor: Actor | None = None) -> CaseView:
+    """The whole case page's data (the caller has checked access).
+
+    With ``actor``, linked cases say whether that reader may open them.
+    """
     names = _Names(session)
     now = utcnow()
     instance = (
@@ -392,6 +474,8 @@ def case_view(session: Session, case: Case) -> CaseView:
         decisions=decisions,
         journal=journal,
         documents=documents,
+        links=_links(session, case, actor),
+        consents=_consents(session, case, names),
         instance_version=instance.version if instance else None,
     )
 

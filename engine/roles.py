@@ -24,8 +24,8 @@ ADMIN = "admin"
 INTAKE_ROLES = frozenset({CASEWORKER})
 #: Roles that oversee every case of their unit (they approve its decisions).
 OVERSIGHT_ROLES = frozenset({SUPERVISOR, UNIT_MANAGER})
-#: Roles that approve decisions (the four-eyes control).
-APPROVER_ROLES = frozenset({SUPERVISOR, UNIT_MANAGER})
+#: Roles that approve decisions (the four-eyes control); the committee decides LVU matters.
+APPROVER_ROLES = frozenset({SUPERVISOR, UNIT_MANAGER, COMMITTEE})
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
-"""The login form: username and password, nothing else (no hints, no "remember me")."""
+"""Login forms: username and password (no hints, no "remember me"), the second factor,
+re-authentication before a sensitive action, and the account and admin actions."""
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, IntegerField, PasswordField, StringField, SubmitField
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
 from forms.fields import strip_text
 
@@ -25,3 +26,73 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
         render_kw={"autocomplete": "current-password"},
     )
     submit = SubmitField(_l("Log in"))
+
+
+class TotpForm(FlaskForm):  # type: ignore[misc]
+    """The six-digit code of the authenticator app (second step of the login)."""
+
+    code = StringField(
+        _l("Code from your authenticator app"),
+        filters=[strip_text],
+        validators=[DataRequired(), Length(max=12)],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "autocapitalize": "none",
+            "spellcheck": "false",
+        },
+    )
+    submit = SubmitField(_l("Continue"))
+
+
+class ReauthForm(FlaskForm):  # type: ignore[misc]
+    """Confirm who you are before a sensitive action: the password, and the code if enrolled."""
+
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(), Length(max=1000)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    code = StringField(
+        _l("Code from your authenticator app"),
+        filters=[strip_text],
+        validators=[Length(max=12)],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "autocapitalize": "none",
+            "spellcheck": "false",
+        },
+    )
+    submit = SubmitField(_l("Confirm"))
+
+
+class TotpSetupForm(FlaskForm):  # type: ignore[misc]
+    """Turn the second factor on (confirm a code of the new secret) or off (a current code)."""
+
+    action = HiddenField(validators=[AnyOf(("enrol", "remove"))])
+    code = StringField(
+        _l("Code from your authenticator app"),
+        filters=[strip_text],
+        validators=[DataRequired(), Length(max=12)],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "autocapitalize": "none",
+            "spellcheck": "false",
+        },
+    )
+
+
+class EndSessionForm(FlaskForm):  # type: ignore[misc]
+    """End one of your other sessions (``session_id``) or all of them (``action=end_others``)."""
+
+    action = HiddenField(validators=[AnyOf(("end", "end_others"))])
+    session_id = IntegerField(validators=[Optional(), NumberRange(min=1, max=2**31 - 1)])
+
+
+class AccountActionForm(FlaskForm):  # type: ignore[misc]
+    """An administrator's action on one account."""
+
+    action = HiddenField(validators=[AnyOf(("disable", "enable", "reset_totp"))])
+    user_id = IntegerField(validators=[DataRequired(), NumberRange(min=1, max=2**31 - 1)])

@@ -91,6 +91,16 @@ def render_decision_html(doc: DecisionDocument) -> str:
     )
 
 
+def render_html(template_name: str, context: Mapping[str, object]) -> str:
+    """Render any template of reports/templates in the sandbox (values are data, escaped)."""
+    return _environment().get_template(template_name).render(**context)
+
+
+def render_pdf(template_name: str, context: Mapping[str, object]) -> bytes:
+    """Render any template of reports/templates to PDF/A with the asset-only fetcher."""
+    return html_to_pdf(render_html(template_name, context))
+
+
 def render_decision_pdf(doc: DecisionDocument) -> bytes:
     """Render the decision/assessment record as PDF/A bytes (A4)."""
     return html_to_pdf(render_decision_html(doc))
@@ -134,4 +144,6 @@ __all__ = [
     "html_to_pdf",
     "render_decision_html",
     "render_decision_pdf",
+    "render_html",
+    "render_pdf",
 ]

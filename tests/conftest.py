@@ -128,14 +128,52 @@ def csrf_token_from(html: str) -> str:
     return match.group(1)
 
 
+TOTP_SECRET_RE = re.compile(r'data-totp-secret="([A-Z2-7]+)"')
+
+
+def totp_code(app: Flask, username: str, page: str = "") -> str:
+    """A TOTP code the app accepts now for ``username`` (computed with pyotp).
+
+    The secret is the user's stored one, or the new key shown on ``page`` while enrolling.
+    A code is accepted once per 30-second step; when an earlier login in the same test used
+    this step already, the user's last used step is moved back first (test arrangement: it
+    stands for a login 30 seconds later).
+    """
+    import pyotp
+
+    from engine.db import utcnow
+    from engine.login import TOTP_STEP_SECONDS
+
+    step = int(utcnow().timestamp()) // TOTP_STEP_SECONDS
+    with unit_of_work(app.extensions["lotsen_db"]) as db:
+        user = db.execute(select(User).where(User.username == username)).scalar_one()
+        shown = TOTP_SECRET_RE.search(page)
+        secret = shown.group(1) if shown and user.totp_secret is None else user.totp_secret
+        assert secret, f"{username} has no TOTP secret"
+        if user.totp_last_step is not None and user.totp_last_step >= step:
+            user.totp_last_step = step - 1
+    return str(pyotp.TOTP(secret).at(step * TOTP_STEP_SECONDS))
+
+
+def finish_login(client: FlaskClient, response: Any, username: str) -> Any:
+    """After the password: enter the TOTP code when the app asks for one (else unchanged)."""
+    if response.status_code != 303 or not response.headers["Location"].startswith("/login/totp"):
+        return response
+    page = client.get("/login/totp").get_data(as_text=True)
+    code = totp_code(client.application, username, page)
+    return client.post("/login/totp", data={"code": code, "csrf_token": csrf_token_from(page)})
+
+
 def login(client: FlaskClient, username: str, password: str = "demo") -> FlaskClient:
-    """Log ``client`` in through the real login form."""
+    """Log ``client`` in through the real login form (and the TOTP step where there is one)."""
     page = client.get("/login")
     token = csrf_token_from(page.get_data(as_text=True))
     response = client.post(
         "/login", data={"username": username, "password": password, "csrf_token": token}
     )
     assert response.status_code == 303, f"login of {username} failed: {response.status_code}"
+    response = finish_login(client, response, username)
+    assert response.status_code == 303, f"TOTP step of {username} failed: {response.status_code}"
     return client
 
 

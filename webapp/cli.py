@@ -1,14 +1,18 @@
-"""``flask --app wsgi lotsen ...``: init, issue-token, verify-audit."""
+"""``flask --app wsgi lotsen ...``: init, tokens, verify-audit, the timer worker."""
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
+from types import FrameType
 
 import click
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from engine import audit
+from engine import audit, timers
 from engine.audit import SYSTEM
 from engine.db import unit_of_work
 from engine.demo import load_demo_data
@@ -83,6 +87,27 @@ def register_cli(app: Flask) -> None:
             )
         click.echo(issue_token(settings, username, ttl))
 
+    @lotsen.command("revoke-token")
+    @click.option("--jti", default=None, help="The token id (jti claim) to revoke.")
+    @click.option("--user", "username", default=None, help="Revoke every token of USER.")
+    def revoke(jti: str | None, username: str | None) -> None:
+        """Revoke one API token (--jti) or every token issued so far to a user (--user)."""
+        from engine import login
+        from engine.db import utcnow
+
+        if bool(jti) == bool(username):
+            raise click.UsageError("give exactly one of --jti and --user")
+        with unit_of_work(current_app.extensions["lotsen_db"]) as db:
+            if jti:
+                new = login.revoke_token(db, SYSTEM, jti, utcnow(), reason="cli")
+                click.echo("token revoked" if new else "token was already revoked")
+                return
+            user = db.execute(select(User).where(User.username == username)).scalar_one_or_none()
+            if user is None:
+                raise click.ClickException("no such user")
+            login.revoke_user_tokens(db, SYSTEM, user, utcnow())
+        click.echo(f"every token of {username} issued until now is revoked")
+
     @lotsen.command("verify-audit")
     def verify_audit() -> None:
         """Verify the audit hash chain; exit 1 and say where if it is broken."""
@@ -92,3 +117,49 @@ def register_cli(app: Flask) -> None:
             click.echo(f"audit chain BROKEN at entry {broken.seq}: {broken.reason}", err=True)
             sys.exit(1)
         click.echo("audit chain intact")
+
+    @lotsen.command("worker")
+    @click.option(
+        "--interval",
+        type=click.FloatRange(0.1, timers.MAX_INTERVAL),
+        default=15.0,
+        show_default=True,
+        help="Seconds between passes (at most 30, so timers fire within a minute).",
+    )
+    @click.option("--batch", type=click.IntRange(1, 1000), default=50, show_default=True)
+    def worker(interval: float, batch: int) -> None:
+        """Fire due BPMN timers until SIGTERM/SIGINT (run any number, on any hosts)."""
+        if not logging.getLogger().handlers:
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
+        logging.getLogger("lotsen.timers").setLevel(logging.INFO)
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            logging.getLogger("lotsen.timers").info(
+                "signal %s: stopping after the current instance", signal.Signals(signum).name
+            )
+            stop.set()
+
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            total = timers.serve(
+                current_app.extensions["lotsen_db"], stop, interval=interval, batch=batch
+            )
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        click.echo(f"timer worker stopped: {total} fired")
+
+    @lotsen.command("run-timers")
+    @click.option("--once", is_flag=True, required=True, help="One pass, then exit (for cron).")
+    @click.option("--batch", type=click.IntRange(1, 1000), default=50, show_default=True)
+    def run_timers(once: bool, batch: int) -> None:
+        """Fire every timer due now, once, and print how many instances fired."""
+        stats = timers.run_until_drained(
+            current_app.extensions["lotsen_db"], timers.worker_id(), batch=batch
+        )
+        click.echo(f"timers fired: {stats.fired} (claimed {stats.claimed}, failed {stats.failed})")
+        if stats.failed:
+            sys.exit(1)

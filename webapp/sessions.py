@@ -1,7 +1,9 @@
 """Server-side sessions: the cookie holds an opaque random id, the data stays in the database.
 
 Logging out, idling past the limit or passing the absolute lifetime ends the session on the
-server, so a copied cookie is worthless afterwards (security.md §1 rows 3-5).
+server, so a copied cookie is worthless afterwards (security.md §1 rows 3-5). A session ended
+elsewhere (from the account page, or by disabling the account) is never written back: a request
+that was already running when its row was deleted cannot bring it back to life (row 7).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from engine.models import WebSession
 
 def _hash(sid: str) -> str:
     return hashlib.sha256(sid.encode("ascii", "ignore")).hexdigest()
+
+
+def current_session_hash(session: SessionMixin) -> str | None:
+    """The stored id (hash) of the browser's session, to tell it apart in a list of sessions."""
+    sid = getattr(session, "sid", None)
+    return _hash(sid) if sid else None
 
 
 class DbSession(CallbackDict[str, Any], SessionMixin):
@@ -90,6 +98,7 @@ class DbSessionInterface(SessionInterface):
         now = utcnow()
         from flask import request
 
+        ended = False
         with unit_of_work(factory) as db:
             if session.sid and session.rotate:
                 db.execute(delete(WebSession).where(WebSession.id_hash == _hash(session.sid)))
@@ -99,7 +108,9 @@ class DbSessionInterface(SessionInterface):
                 row = db.execute(
                     select(WebSession).where(WebSession.id_hash == _hash(session.sid))
                 ).scalar_one_or_none()
-            if row is None:
+                if row is None:
+                    ended = True  # ended on the server while this request ran: stay ended
+            if row is None and not ended:
                 session.sid = secrets.token_urlsafe(32)
                 row = WebSession(
                     id_hash=_hash(session.sid),
@@ -110,9 +121,13 @@ class DbSessionInterface(SessionInterface):
                     user_agent=(request.user_agent.string or "")[:300],
                 )
                 db.add(row)
-            row.data = dict(session)
-            row.user_id = session.get("uid")
-            row.last_seen_at = now
+            if row is not None:
+                row.data = dict(session)
+                row.user_id = session.get("uid")
+                row.last_seen_at = now
+        if ended:
+            response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+            return
         sid = session.sid
         assert sid is not None
         response.set_cookie(

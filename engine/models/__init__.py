@@ -1,6 +1,7 @@
 """All ORM models, imported here so that metadata is complete for Alembic and tests."""
 
 from engine.models.audit import AuditEntry, AuditHead
+from engine.models.auth_state import LoginThrottle, RevokedToken
 from engine.models.cases import Case, CaseMember, JournalNote, Subject
 from engine.models.decisions import Decision
 from engine.models.documents import Document
@@ -24,9 +25,11 @@ __all__ = [
     "JournalNote",
     "LogReview",
     "LogReviewItem",
+    "LoginThrottle",
     "OpenTask",
     "ProcessInstance",
     "ProcessVersion",
+    "RevokedToken",
     "RoleAssignment",
     "Subject",
     "Unit",

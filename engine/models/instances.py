@@ -24,6 +24,10 @@ class ProcessInstance(Base):
     state_bytes: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default="running")
     next_timer_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: The timer worker's claim (engine/timers.py): who holds it and until when. A claim
+    #: whose lease has run out is free again; a failed firing leaves one as a retry back-off.
+    timer_claimed_by: Mapped[str | None] = mapped_column(String(100))
+    timer_claimed_until: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from engine.crypto import EncryptedText
 from engine.db import Base, utcnow
 
 
@@ -32,6 +33,15 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When an administrator disabled the account (None while it is usable).
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: API tokens issued at or before this moment are refused (set when the account is disabled).
+    tokens_revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The TOTP (RFC 6238) secret, base32, encrypted at rest; None = no second factor enrolled.
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText, default=None)
+    #: The last accepted TOTP time step: a code is never accepted twice (no replay).
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column(default=None)
 
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

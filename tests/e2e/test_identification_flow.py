@@ -35,6 +35,7 @@ from playwright.sync_api import Locator, Page  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from engine.models import Case, Decision, Document, OpenTask, ProcessInstance  # noqa: E402
+from tests.conftest import totp_code  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -97,6 +98,11 @@ class Journey:
         self.page.locator('input[name="username"]').fill(username)
         self.page.locator('input[name="password"]').fill(PASSWORD)
         self.submit(self.page.locator("main form").locator('button[type="submit"]'))
+        if "/login/totp" in self.page.url:  # roles with a second factor: the code step
+            self.check("login: two-step verification")
+            code = totp_code(self.server.app, username, self.page.content())
+            self.page.locator('input[name="code"]').fill(code)
+            self.submit(self.page.locator("main form").locator('button[type="submit"]'))
         assert "/login" not in self.page.url, f"login of {username} failed"
         self.user = username
 

@@ -10,6 +10,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import actions
+from engine import actions, timers
 from engine.audit import Actor
-from engine.db import unit_of_work
+from engine.db import clock, unit_of_work
 from engine.models import AuditEntry, Case, Decision, OpenTask, ProcessInstance, ProcessVersion
 from engine.processes import latest_published, model_for
 from forms.spec import load_form_spec
@@ -35,6 +36,9 @@ ROLE_USERS = {
     "supervisor": "arbetsledare",
     "dv_team": "kvinnofrid",
     "coordinator": "samordnare",
+    "committee": "ordforande",
+    "unit_manager": "enhetschef",
+    "housing_contact": "huge",
 }
 
 DEMO_USERNAMES = (
@@ -45,6 +49,7 @@ DEMO_USERNAMES = (
     "arbetsledare.barn",
     "enhetschef",
     "samordnare",
+    "ordforande",
     "huge",
     "processagare",
     "processagare2",
@@ -229,6 +234,35 @@ def done_bpmn_ids(session: Session, case_id: int) -> list[str]:
     return list(rows)
 
 
+def user_for(session: Session, task: OpenTask, *, not_user: int | None = None) -> Actor:
+    """The demo user who works ``task``: the usual one of its lane (``ROLE_USERS``) when
+    they hold the role for the task's unit, else the first demo user who does (the child
+    unit's caseworker, the unit manager, ...). ``not_user``: skip this user (four eyes)."""
+    from engine import access
+
+    preferred = ROLE_USERS.get(task.role or "")
+    names = [preferred] if preferred else []
+    names += [n for n in DEMO_USERNAMES if n != preferred]
+    for name in names:
+        who = actor(session, name)
+        if who.user_id == not_user:
+            continue
+        if access.task_matches(who, task) or (
+            task.decision_id is not None and access.can_approve(who, task)
+        ):
+            return who
+    raise AssertionError(f"no demo user may work {task.bpmn_id} (role {task.role})")
+
+
+def approver_for(session: Session, decision: Decision) -> Actor:
+    """The demo user who approves or returns ``decision`` (its open approval task)."""
+    task = session.execute(
+        select(OpenTask).where(OpenTask.decision_id == decision.id, OpenTask.status == "open")
+    ).scalar_one_or_none()
+    assert task is not None, f"decision {decision.decision_type} has no open approval task"
+    return user_for(session, task, not_user=decision.proposed_by_id)
+
+
 def complete(
     session: Session,
     case_id: int,
@@ -238,7 +272,7 @@ def complete(
 ) -> actions.CompletionResult:
     """Complete the open ``bpmn_id`` task as the demo user of its lane (claims it first)."""
     task = open_task(session, case_id, bpmn_id)
-    who = actor(session, username or ROLE_USERS[task.role or ""])
+    who = actor(session, username) if username else user_for(session, task)
     if task.assignee_id is None:
         actions.claim_task(session, who, task_id=task.id)
     return actions.complete_task(session, who, task_id=task.id, data=dict(data))
@@ -315,6 +349,60 @@ def make_user(session: Session, username: str, roles: list[tuple[str, int | None
     return actor(session, username)
 
 
+def iso_timedelta(duration: str, start: datetime) -> timedelta:
+    """How far ``duration`` reaches from ``start``, computed as SpiffWorkflow's timers do
+    (calendar months and years, days of 24 h in UTC), so ``advance`` matches ``timeDuration``."""
+    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+    parsed = TimerEventDefinition.parse_iso_duration(duration)
+    delta: timedelta = TimerEventDefinition.get_timedelta_from_start(parsed, start)
+    return delta
+
+
+class ScenarioClock:
+    """Scenario time: the real time plus every ``advance`` so far.
+
+    Until the first ``advance`` the clock is not touched. After it, ``tick()`` before each step
+    freezes ``engine.db.clock`` at "now + offset", so steps keep distinct, increasing
+    timestamps (the ``visited`` order relies on them) and SpiffWorkflow's timers, which read
+    the same clock (engine.timers), agree. ``reset()`` unfreezes.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def tick(self) -> None:
+        if self.offset:
+            clock.frozen = datetime.now(UTC) + self.offset
+
+    def advance(self, app: Flask, duration: str) -> timers.PassStats:
+        """Move the clock forward by an ISO 8601 duration and run the timer worker once."""
+        now = datetime.now(UTC) + self.offset
+        self.offset += iso_timedelta(duration, now)
+        self.tick()
+        return timers.run_until_drained(factory(app), "scenario-runner")
+
+    def reset(self) -> None:
+        self.offset = timedelta(0)
+        clock.frozen = None
+
+
+def linked_procedures(session: Session, case_id: int) -> list[str] | None:
+    """Procedures of the cases started from this one, sorted; None when the engine has no
+    case links (``engine.models.CaseLink``) yet."""
+    import engine.models as models
+
+    link = getattr(models, "CaseLink", None)
+    if link is None:
+        return None
+    rows = session.execute(
+        select(Case.procedure)
+        .join(link, link.to_case_id == Case.id)
+        .where(link.from_case_id == case_id)
+    ).scalars()
+    return sorted(rows)
+
+
 def run_scenario(app: Flask, path: Path) -> int:
     """Run a scenario file through engine.actions (one transaction per step); return the case
     id. test_scenarios.py does the same with a check after every step."""
@@ -322,20 +410,34 @@ def run_scenario(app: Flask, path: Path) -> int:
     procedure = path.parent.parent.name
     with unit_of_work(factory(app)) as s:
         case_id = start(s, actor(s, "handlaggare"), scenario["intake"], procedure=procedure).id
-    for step in scenario["steps"]:
-        if "complete" in step:
-            complete_committed(app, case_id, step["complete"], step.get("data", {}))
-            continue
-        approve = "approve" in step
-        with unit_of_work(factory(app)) as s:
-            decision = newest_decision(
-                s, case_id, step["approve"] if approve else step["return"], status="proposed"
-            )
-            actions.decide(
-                s,
-                actor(s, "arbetsledare"),
-                decision_id=decision.id,
-                approve=approve,
-                comment=step.get("comment"),
-            )
+    time_travel = ScenarioClock()
+    try:
+        for step in scenario["steps"]:
+            time_travel.tick()
+            _run_plain_step(app, case_id, step, time_travel)
+    finally:
+        time_travel.reset()
     return case_id
+
+
+def _run_plain_step(
+    app: Flask, case_id: int, step: Mapping[str, Any], time_travel: ScenarioClock
+) -> None:
+    if "advance" in step:
+        time_travel.advance(app, step["advance"])
+        return
+    if "complete" in step:
+        complete_committed(app, case_id, step["complete"], step.get("data", {}))
+        return
+    approve = "approve" in step
+    with unit_of_work(factory(app)) as s:
+        decision = newest_decision(
+            s, case_id, step["approve"] if approve else step["return"], status="proposed"
+        )
+        actions.decide(
+            s,
+            approver_for(s, decision),
+            decision_id=decision.id,
+            approve=approve,
+            comment=step.get("comment"),
+        )

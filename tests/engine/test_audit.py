@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from engine import access, audit
+from engine.audit_protection import install_pg_protection
 from engine.db import clock
 from engine.models import AuditEntry
 from tests.conftest import actor
@@ -22,19 +23,27 @@ from tests.conftest import actor
 
 @pytest.fixture
 def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    """The app on a fresh database (a copy of a prepared SQLite template)."""
-    yield from app_on(database_url, tmp_path)
+    """The app on a fresh database (a copy of a prepared SQLite template); on PostgreSQL the
+    audit tables are append-only (triggers), as after the migrations."""
+    for application in app_on(database_url, tmp_path):
+        with application.extensions["lotsen_engine"].begin() as conn:
+            install_pg_protection(conn)  # a no-op on SQLite
+        yield application
 
 
 @pytest.fixture
 def scenario_app(app: Flask) -> Flask:
     """The app after a complete scenario (about a hundred audit entries)."""
-    run_scenario(app, SCENARIOS[0])
+    run_scenario(app, next(p for p in SCENARIOS if p.parent.parent.name == "identification"))
     return app
 
 
 def _sql(app: Flask, statement: str, **params: object) -> None:
+    """Tamper with the log as a superuser would: on PostgreSQL with the append-only triggers
+    switched off for this transaction only."""
     with app.extensions["lotsen_engine"].begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text(statement), params)
 
 

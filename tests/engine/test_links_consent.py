@@ -30,10 +30,7 @@ def _props(**props: str) -> str:
     )
 
 
-PAYLOAD = (
-    "{'reason': 'child_found', "
-    "'each': [{'child_name': child_1}, {'child_name': child_2}]}"
-)
+PAYLOAD = "{'reason': 'child_found', 'each': [{'child_name': child_1}, {'child_name': child_2}]}"
 
 PARENT = f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions {NS} id="d" targetNamespace="http://lotsen.test">

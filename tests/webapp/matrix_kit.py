@@ -45,6 +45,7 @@ from engine.models import (
 )
 from engine.processes import latest_published, model_for
 from forms import load_form_spec
+from tests.conftest import finish_login
 from webapp.tokens import issue_token
 
 SCENARIO = (
@@ -120,7 +121,9 @@ class UnitWorld:
             "unit_caseworkers": {self.caseworker},
             "all": set(USERS),
             "caseworkers": set(CASEWORKER_OF.values()),
+            "admins": {"admin"},
             "nobody": set(),
+            "auditors": {"granskare"},
         }
         return frozenset(groups[name])
 
@@ -367,6 +370,8 @@ def login_browser(app: Flask, username: str, password: str = "demo") -> Browser:
         "/login", data={"username": username, "password": password, "csrf_token": token}
     )
     assert response.status_code == 303, f"login of {username}: {response.status_code}"
+    response = finish_login(client, response, username)
+    assert response.status_code == 303, f"TOTP step of {username}: {response.status_code}"
     page = client.get("/")
     assert page.status_code == 200
     return Browser(client, username, csrf_of(page.get_data(as_text=True)))
@@ -434,6 +439,17 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("auth.login", "GET"): Rule("public"),
     ("auth.login", "POST"): Rule("public", body=_incomplete_login, allow=frozenset({422})),
     ("auth.logout", "POST"): Rule("public", phase=9),
+    # the code step: without a pending login everybody is sent on (to the inbox or the login)
+    ("auth.totp", "GET"): Rule("public"),
+    ("auth.totp", "POST"): Rule("public", body=lambda w: {"code": "000000"}, harmless=True),
+    ("auth.reauth", "GET"): Rule("login"),
+    ("auth.reauth", "POST"): Rule("login", body=lambda w: {}, harmless=True),
+    ("account.sessions", "GET"): Rule("login"),
+    ("account.end_sessions", "POST"): Rule("login", body=lambda w: {}, harmless=True),
+    ("account.totp", "GET"): Rule("login"),
+    ("account.totp_change", "POST"): Rule("login", body=lambda w: {}, harmless=True),
+    ("admin.users", "GET"): Rule("login", who="admins"),
+    ("admin.change_user", "POST"): Rule("login", who="admins", body=lambda w: {}, harmless=True),
     ("main.index", "GET"): Rule("login"),
     ("main.language", "POST"): Rule("public", body=lambda w: {"lang": "sv", "next": "/"}),
     ("main.health", "GET"): Rule("public"),
@@ -443,6 +459,31 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("cases.show", "GET"): Rule("object", objects=CASE_OBJECTS),
     ("cases.add_note", "POST"): Rule(
         "object", objects=CASE_OBJECTS, body=lambda w: {"title": "", "text": ""}, harmless=True
+    ),
+    # consents: an empty form fails validation after the access check (422); withdrawing a
+    # consent the case does not have is a 404 for the case's readers too
+    ("cases.add_consent", "POST"): Rule(
+        "object",
+        objects=CASE_OBJECTS,
+        body=lambda w: {},
+        harmless=True,
+        allow=frozenset({422}),
+    ),
+    ("cases.withdraw_consent", "POST"): Rule(
+        "object",
+        objects=CASE_OBJECTS,
+        body=lambda w: {"consent_id": "0"},
+        harmless=True,
+        allow=frozenset({404}),
+    ),
+    # only an open disclosure step of one's own can be overridden: the arranged open task is
+    # the D-A7 police-report proposal (a disclosure); an empty reason is sent back (303)
+    ("tasks.request_override", "POST"): Rule(
+        "object",
+        objects={"open_task": "workers", "done_task": "nobody", "approval_task": "nobody"},
+        body=lambda w: {"override_reason": ""},
+        harmless=True,
+        deny=frozenset({403, 404, 409}),
     ),
     ("tasks.show", "GET"): Rule("object", objects=TASK_OBJECTS),
     # no version: refused with 400 after the access check (a finished task gives 409)
@@ -492,6 +533,22 @@ POLICY: dict[tuple[str, str], Rule] = {
         "object", objects=DECIDE_OBJECTS, body=lambda w: {"comment": "Route matrix"}, phase=4
     ),
     ("api.decision_pdf", "GET"): Rule("object", objects={"approved_decision": "readers"}),
+    # --- auditor pages (log follow-up): the auditor role only; empty posts fail validation ----
+    ("audit.index", "GET"): Rule("login", who="auditors"),
+    ("audit.signals", "GET"): Rule("login", who="auditors"),
+    ("audit.reviews", "GET"): Rule("login", who="auditors"),
+    ("audit.person", "POST"): Rule(
+        "login", who="auditors", body=lambda w: {}, harmless=True, allow=frozenset({422})
+    ),
+    ("audit.draw", "POST"): Rule(
+        "login", who="auditors", body=lambda w: {}, harmless=True, allow=frozenset({422})
+    ),
+    ("audit.finding", "POST"): Rule(
+        "login", who="auditors", body=lambda w: {}, harmless=True, allow=frozenset({422})
+    ),
+    ("audit.extract", "POST"): Rule(
+        "login", who="auditors", body=lambda w: {}, harmless=True, allow=frozenset({422})
+    ),
 }
 
 #: Methods Flask adds by itself; they follow GET.

@@ -10,9 +10,12 @@ calls need no CSRF token.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -23,6 +26,7 @@ from matrix_kit import (
     arrange_unit,
     as_form,
     bearer,
+    csrf_of,
     hidden_value,
     login_browser,
     route_inventory,
@@ -31,7 +35,23 @@ from matrix_kit import (
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from engine.models import Case, Decision, Draft, JournalNote, OpenTask
+from engine.audit_queries import draw_sample
+from engine.db import unit_of_work, utcnow
+from engine.models import (
+    AuditEntry,
+    Case,
+    Consent,
+    Decision,
+    Draft,
+    JournalNote,
+    LogReview,
+    LogReviewItem,
+    OpenTask,
+    Subject,
+    User,
+    WebSession,
+)
+from tests.conftest import actor, totp_code
 
 EVIL = {"Origin": "https://evil.example", "Referer": "https://evil.example/lure.html"}
 
@@ -44,6 +64,8 @@ class Attempt:
     url: str
     form: list[tuple[str, str]]
     effect: Callable[[], Any]
+    #: the control (own token) changes the state; otherwise it only gets past the CSRF check
+    changes: bool = True
 
 
 class Context:
@@ -105,6 +127,33 @@ def _note(ctx: Context) -> Attempt:
     return Attempt(ctx.caseworker, url, form, lambda: ctx.count(JournalNote))
 
 
+def _consent(ctx: Context) -> Attempt:
+    url = f"/cases/{ctx.world.case_id}/consents"
+    form = [("purpose", "CONSENT_NSP"), ("form", "oral"), ("given_on", "2026-11-20")]
+    return Attempt(ctx.caseworker, url, form, lambda: ctx.count(Consent))
+
+
+def _withdraw(ctx: Context) -> Attempt:
+    # runs after the consent control above recorded one
+    consent_id = ctx.scalar(
+        select(func.max(Consent.id)).where(Consent.case_id == ctx.world.case_id)
+    )
+    url = f"/cases/{ctx.world.case_id}/consents/withdraw"
+    return Attempt(
+        ctx.caseworker,
+        url,
+        [("consent_id", str(consent_id))],
+        lambda: ctx.count(select(Consent).where(Consent.withdrawn_on.is_not(None)).subquery()),
+    )
+
+
+def _override(ctx: Context) -> Attempt:
+    url = f"/tasks/{ctx.world.open_task}/override"
+    form = [("override_reason", "Skriven av en annan webbplats?")]
+    # the open task is no disclosure step: with its token the post is refused past CSRF (403)
+    return Attempt(ctx.caseworker, url, form, lambda: ctx.count(Decision), changes=False)
+
+
 def _draft(ctx: Context) -> Attempt:
     url = f"/tasks/{ctx.world.open_task}"
     page = ctx.caseworker.client.get(url).get_data(as_text=True)
@@ -137,6 +186,137 @@ def _decide(ctx: Context) -> Attempt:
     )
 
 
+# --- login, account and admin forms (auth, account, admin blueprints) ---------------------------
+
+
+def _user_value(ctx: Context, username: str, column: Any) -> Any:
+    return ctx.scalar(select(column).where(User.username == username))
+
+
+def _session_data(ctx: Context, browser: Browser) -> Any:
+    cookie = browser.client.get_cookie(ctx.app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    digest = hashlib.sha256(cookie.value.encode()).hexdigest()
+    return ctx.scalar(select(WebSession.data).where(WebSession.id_hash == digest))
+
+
+def _totp(ctx: Context) -> Attempt:
+    """The code step of a supervisor's login (the password was sent with its token)."""
+    victim = anonymous_browser(ctx.app)
+    response = victim.post("/login", {"username": "arbetsledare", "password": "demo"})
+    assert response.headers["Location"].startswith("/login/totp")
+    page = victim.client.get("/login/totp").get_data(as_text=True)
+    browser = Browser(victim.client, "arbetsledare", csrf_of(page))
+    code = totp_code(ctx.app, "arbetsledare", page)
+    return Attempt(browser, "/login/totp", [("code", code)], lambda: _status(victim.client))
+
+
+def _reauth(ctx: Context) -> Attempt:
+    browser = ctx.caseworker
+    return Attempt(
+        browser,
+        "/reauth",
+        [("password", "demo")],
+        lambda: _session_data(ctx, browser).get("auth_at"),
+    )
+
+
+def _end_sessions(ctx: Context) -> Attempt:
+    login_browser(ctx.app, "handlaggare")  # another session of the same user
+    uid = _user_value(ctx, "handlaggare", User.id)
+    return Attempt(
+        ctx.caseworker,
+        "/account/sessions",
+        [("action", "end_others")],
+        lambda: ctx.scalar(
+            select(func.count()).select_from(WebSession).where(WebSession.user_id == uid)
+        ),
+    )
+
+
+def _totp_enrol(ctx: Context) -> Attempt:
+    browser = ctx.caseworker
+    page = browser.client.get("/account/totp").get_data(as_text=True)
+    code = totp_code(ctx.app, "handlaggare", page)
+    return Attempt(
+        browser,
+        "/account/totp",
+        [("action", "enrol"), ("code", code)],
+        lambda: _user_value(ctx, "handlaggare", User.totp_secret) is not None,
+    )
+
+
+def _admin_disable(ctx: Context) -> Attempt:
+    admin = login_browser(ctx.app, "admin")
+    uid = _user_value(ctx, "huge", User.id)
+    return Attempt(
+        admin,
+        "/admin/users",
+        [("user_id", str(uid)), ("action", "disable")],
+        lambda: _user_value(ctx, "huge", User.active),
+    )
+
+
+# --- auditor pages (audit blueprint) -------------------------------------------------------------
+
+
+def _auditor(ctx: Context) -> Browser:
+    """One logged-in auditor for all audit forms (a second factor is needed for each login)."""
+    if not hasattr(ctx, "auditor"):
+        ctx.auditor = login_browser(ctx.app, "granskare")  # type: ignore[attr-defined]
+    return ctx.auditor  # type: ignore[attr-defined,no-any-return]
+
+
+def _audit_count(ctx: Context, action: str) -> int:
+    return int(
+        ctx.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action))
+    )
+
+
+def _audit_person(ctx: Context) -> Attempt:
+    return Attempt(
+        _auditor(ctx),
+        "/audit/person",
+        [("personnummer", "19811218-9876")],
+        lambda: _audit_count(ctx, "audit:searched"),
+    )
+
+
+def _audit_draw(ctx: Context) -> Attempt:
+    today = utcnow().astimezone(ZoneInfo("Europe/Stockholm")).date().isoformat()
+    return Attempt(
+        _auditor(ctx),
+        "/audit/reviews/draw",
+        [("from", today), ("to", today), ("size", "1")],
+        lambda: ctx.count(LogReview),
+    )
+
+
+def _audit_finding(ctx: Context) -> Attempt:
+    now = utcnow()
+    with unit_of_work(ctx.app.extensions["lotsen_db"]) as db:
+        review = draw_sample(db, actor(db, "granskare"), now - timedelta(days=1), now, 1)
+        item = db.execute(
+            select(LogReviewItem.id).where(LogReviewItem.review_id == review).limit(1)
+        ).scalar_one()
+    return Attempt(
+        _auditor(ctx),
+        "/audit/reviews/finding",
+        [("review", str(review)), ("item", str(item)), ("finding", "ok")],
+        lambda: ctx.scalar(select(LogReviewItem.finding).where(LogReviewItem.id == item)),
+    )
+
+
+def _audit_extract(ctx: Context) -> Attempt:
+    subject = ctx.scalar(select(Subject.id).where(Subject.case_id == ctx.world.case_id).limit(1))
+    return Attempt(
+        _auditor(ctx),
+        "/audit/extract",
+        [("subject", str(subject))],
+        lambda: _audit_count(ctx, "audit:extract_created"),
+    )
+
+
 def _logout(ctx: Context) -> Attempt:
     browser = ctx.caseworker
     return Attempt(browser, "/logout", [], lambda: _status(browser.client))
@@ -148,10 +328,22 @@ HTML_ROUTES: dict[tuple[str, str], Callable[[Context], Attempt]] = {
     ("main.language", "POST"): _language,
     ("cases.new", "POST"): _new_case,
     ("cases.add_note", "POST"): _note,
+    ("cases.add_consent", "POST"): _consent,
+    ("cases.withdraw_consent", "POST"): _withdraw,
+    ("tasks.request_override", "POST"): _override,
     ("tasks.submit", "POST"): _draft,
     ("tasks.claim", "POST"): _claim,
     ("tasks.unclaim", "POST"): _unclaim,
     ("decisions.decide", "POST"): _decide,
+    ("auth.totp", "POST"): _totp,
+    ("auth.reauth", "POST"): _reauth,
+    ("account.end_sessions", "POST"): _end_sessions,
+    ("account.totp_change", "POST"): _totp_enrol,
+    ("admin.change_user", "POST"): _admin_disable,
+    ("audit.person", "POST"): _audit_person,
+    ("audit.draw", "POST"): _audit_draw,
+    ("audit.finding", "POST"): _audit_finding,
+    ("audit.extract", "POST"): _audit_extract,
     ("auth.logout", "POST"): _logout,
 }
 
@@ -189,7 +381,10 @@ def test_every_html_form_post_needs_the_sessions_csrf_token(app: Flask) -> None:
             failures.append(f"{endpoint}: a post without a valid token took effect")
         # the control: the very same post from the page's own session works
         response = attempt.browser.post(attempt.url, attempt.form)
-        if response.status_code >= 400:
+        if not attempt.changes:
+            if response.status_code == 400:
+                failures.append(f"{endpoint} with its token: refused as CSRF")
+        elif response.status_code >= 400:
             failures.append(f"{endpoint} with its token: {response.status_code}")
         elif attempt.effect() == before:
             failures.append(f"{endpoint} with its token changed nothing (bad control)")

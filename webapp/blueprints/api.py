@@ -15,13 +15,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, session, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy import select
 
 from engine import access, actions, audit, queries
 from engine.audit import Actor
+from engine.db import utcnow
 from engine.errors import Conflict, Forbidden, LotsenError, NotFound, ValidationFailed
+from engine.login import FRESH_AUTH_SECONDS, token_revoked
 from engine.models import Document, Unit, User
 from engine.processes import declared_keys, model_for, published_procedures
 from engine.queries import CaseView, DecisionView, TaskView
@@ -45,6 +47,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_DB_ID = 2**31 - 1  # ids beyond a 32-bit integer cannot exist (and would make the DB raise)
 TASK_ID_RE = re.compile(r"[A-Za-z0-9-]{1,36}")
 MAX_TOKEN_LENGTH = 4096
+#: Calls that need a recent login (security.md §1 row 10): see ``_require_fresh_auth``.
+FRESH_AUTH_ENDPOINTS = frozenset({"api.approve_decision", "api.return_decision"})
 MAX_COMMENT_LENGTH = 5000
 
 
@@ -64,14 +68,15 @@ def authenticate() -> Response | None:
         return None
     header = request.headers.get("Authorization")
     if header is not None:
-        return _authenticate_bearer(header)
+        refusal = _authenticate_bearer(header)
+        return refusal if refusal is not None else _require_fresh_auth()
     if g.get("user") is None:
         return _unauthorized("Authentication required: send a bearer token.")
     g.api_auth = "session"
     if request.method not in SAFE_METHODS:
         _check_origin()
         csrf.protect()  # the X-CSRFToken header; a CSRFError becomes a 400 (webapp.errors)
-    return None
+    return _require_fresh_auth()
 
 
 def _authenticate_bearer(header: str) -> Response | None:
@@ -91,10 +96,50 @@ def _authenticate_bearer(header: str) -> Response | None:
     user = g.db.execute(select(User).where(User.username == claims.username)).scalar_one_or_none()
     if user is None or not user.active:
         return _reject_token("unknown or inactive user")
+    if token_revoked(g.db, jti=claims.jti, issued_at=claims.issued_at, user=user):
+        return _reject_token("revoked token")
     g.user = user
     g.actor = actor_for(user, request.remote_addr)
     g.api_auth = "bearer"
+    g.api_auth_time = claims.auth_time
     return None
+
+
+def _require_fresh_auth() -> Response | None:
+    """Approving or returning a decision needs authentication within the last five minutes.
+
+    A bearer token's ``auth_time`` (set when it was issued), or the browser session's
+    ``auth_at``; otherwise 401 with an RFC 9470 step-up challenge and nothing is stored.
+    """
+    if request.endpoint not in FRESH_AUTH_ENDPOINTS:
+        return None
+    if g.api_auth == "bearer":
+        auth_time = g.get("api_auth_time")
+    else:
+        raw = session.get("auth_at")
+        auth_time = raw if isinstance(raw, int | float) else None
+    age = None if auth_time is None else utcnow().timestamp() - float(auth_time)
+    if age is not None and -60 <= age <= FRESH_AUTH_SECONDS:
+        return None
+    audit.record(
+        g.db,
+        g.actor,
+        "auth:reauth_required",
+        outcome="denied",
+        details={"path": request.path, "method": request.method, "via": g.api_auth},
+    )
+    minutes = FRESH_AUTH_SECONDS // 60
+    message = (
+        f"Fresh authentication required: approving or returning a decision needs a token "
+        f"issued within the last {minutes} minutes (or, with the browser session, a password "
+        f"entered within the last {minutes} minutes at /reauth)."
+    )
+    response = _unauthorized(message)
+    response.headers["WWW-Authenticate"] = (
+        'Bearer realm="lotsen", error="insufficient_user_authentication", '
+        f'error_description="authentication too old", max_age={FRESH_AUTH_SECONDS}'
+    )
+    return response
 
 
 def _reject_token(reason: str) -> Response:

@@ -14,12 +14,14 @@ from sqlalchemy import select
 
 from engine import access, actions, audit, queries
 from engine.catalogs import decision_types
-from engine.errors import ValidationFailed
-from engine.models import Draft, ProcessInstance, ProcessVersion, Unit
+from engine.db import utcnow
+from engine.errors import NotFound, ValidationFailed
+from engine.models import Consent, Draft, ProcessInstance, ProcessVersion, Unit
 from engine.processes import model_for, published_procedures
 from engine.queries import CaseView, SubjectView
 from engine.roles import CASEWORKER
 from forms import FormSpec, bind_form, form_to_task_data, load_form_spec
+from forms.consent import CONSENT_PURPOSES, ConsentForm
 from webapp.security import login_required
 from webapp.services import outcome_label
 
@@ -250,10 +252,13 @@ def _subject_row(s: SubjectView, coded: Any) -> dict[str, Any]:
 
 
 def _case_page(
-    case_id: int, note_errors: dict[str, str] | None = None, note: dict[str, str] | None = None
+    case_id: int,
+    note_errors: dict[str, str] | None = None,
+    note: dict[str, str] | None = None,
+    consent_form: ConsentForm | None = None,
 ) -> str:
     case = access.access_case(g.db, g.actor, case_id)
-    view = queries.case_view(g.db, case)
+    view = queries.case_view(g.db, case, g.actor)
     instance_version = g.db.execute(
         select(ProcessVersion)
         .join(ProcessInstance, ProcessInstance.version_id == ProcessVersion.id)
@@ -294,6 +299,8 @@ def _case_page(
         secrecy_label=secrecy_label(view.secrecy_class),
         drafts=drafts,
         actionable={t.id for t in queries.inbox(g.db, g.actor)},
+        consent_form=consent_form or ConsentForm(formdata=None, given_on=utcnow().date()),
+        consent_labels=dict(CONSENT_PURPOSES),
         note_errors=note_errors or {},
         note=note or {},
         note_title_max=NOTE_TITLE_MAX,
@@ -329,3 +336,40 @@ def add_note(case_id: int) -> Any:
     actions.add_journal_note(g.db, g.actor, case_id=case_id, title=title, text=text)
     flash(_("The journal note has been saved."), "success")
     return redirect(url_for("cases.show", case_id=case_id, _anchor="journal"), code=303)
+
+
+@bp.route("/cases/<int:case_id>/consents", methods=["POST"])
+@login_required
+def add_consent(case_id: int) -> Any:
+    """Record a consent for one purpose; invalid input re-renders the case page (422)."""
+    access.access_case(g.db, g.actor, case_id, purpose="consent")
+    form = ConsentForm()
+    if not form.validate():
+        return _case_page(case_id, consent_form=form), 422
+    actions.record_consent(
+        g.db,
+        g.actor,
+        case_id=case_id,
+        purpose=form.purpose.data,
+        form=form.form.data,
+        given_on=form.given_on.data,
+        scope=form.scope.data or None,
+        interpreter_used=bool(form.interpreter_used.data),
+    )
+    flash(_("The consent has been recorded."), "success")
+    return redirect(url_for("cases.show", case_id=case_id, _anchor="consents"), code=303)
+
+
+@bp.route("/cases/<int:case_id>/consents/withdraw", methods=["POST"])
+@login_required
+def withdraw_consent(case_id: int) -> Any:
+    """The person withdrew a consent (the form names which one)."""
+    access.access_case(g.db, g.actor, case_id, purpose="consent")
+    raw = request.form.get("consent_id", "")
+    consent_id = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    consent = g.db.get(Consent, consent_id) if consent_id else None
+    if consent is None or consent.case_id != case_id:
+        raise NotFound("consent not found")
+    actions.withdraw_consent(g.db, g.actor, consent_id=consent_id)
+    flash(_("The consent has been withdrawn."), "success")
+    return redirect(url_for("cases.show", case_id=case_id, _anchor="consents"), code=303)

@@ -58,9 +58,11 @@ def _render(
     version: int | None = None,
 ) -> str:
     view = queries.task_view(g.db, task)
+    meta = model_for_task(task)
     return render_template(
         "tasks/show.html",
         task=view,
+        disclosure=bool(meta and meta.properties.get("disclosure")),
         spec=spec,
         form=form,
         draft_at=draft_at,
@@ -108,6 +110,16 @@ def _draft_entries(spec: FormSpec, draft: dict[str, Any]) -> list[tuple[str, str
         )
         entries.append((component.label_text(g.lang), shown))
     return entries
+
+
+def model_for_task(task: OpenTask) -> Any:
+    """The model metadata of a task's step (None for steps outside the model)."""
+    from engine.models import ProcessInstance, ProcessVersion
+    from engine.processes import model_for
+
+    instance = g.db.get(ProcessInstance, task.instance_id)
+    version = g.db.get(ProcessVersion, instance.version_id) if instance else None
+    return model_for(version).tasks.get(task.bpmn_id) if version else None
 
 
 def _already_submitted(task_id: str, submission_id: str) -> bool:
@@ -287,3 +299,18 @@ def unclaim(task_id: str) -> Any:
     task = actions.unclaim_task(g.db, g.actor, task_id=task_id)
     flash(_("The step is back in the shared queue."), "success")
     return redirect(url_for("tasks.show", task_id=task.id), code=303)
+
+
+@bp.route("/tasks/<task_id>/override", methods=["POST"])
+@login_required
+def request_override(task_id: str) -> Any:
+    """Ask a supervisor to allow this disclosure without consent or legal ground."""
+    reason = (request.form.get("override_reason") or "").strip()[:2000]
+    try:
+        actions.request_override(g.db, g.actor, task_id=task_id, reason=reason)
+    except ValidationFailed:
+        g.db.rollback()
+        flash(_("Give the reason for the override."), "error")
+        return redirect(url_for("tasks.show", task_id=task_id, _anchor="override"), code=303)
+    flash(_("The override has been sent to a supervisor for approval."), "success")
+    return redirect(url_for("tasks.show", task_id=task_id), code=303)

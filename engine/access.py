@@ -17,7 +17,13 @@ from engine import audit
 from engine.audit import Actor
 from engine.errors import Forbidden, NotFound
 from engine.models import Case, CaseMember, Decision, Document, OpenTask
-from engine.roles import APPROVER_ROLES, OVERSIGHT_ROLES, SUPERVISOR, UNIT_MANAGER
+from engine.roles import (
+    APPROVER_ROLES,
+    EXTERNAL_ROLES,
+    OVERSIGHT_ROLES,
+    SUPERVISOR,
+    UNIT_MANAGER,
+)
 
 #: Largest id a database integer column holds on every backend (PostgreSQL ``integer``).
 MAX_ID = 2**31 - 1
@@ -77,6 +83,10 @@ def is_protected(case: Case) -> bool:
 def access_reason(session: Session, actor: Actor, case: Case) -> str | None:
     """Why the actor may see the case ("member", "oversight", "task"), or None."""
     if actor.user_id is None:
+        return None
+    if actor.role_names and actor.role_names <= EXTERNAL_ROLES:
+        # Partners (the housing company) work their own task forms only; the case record,
+        # its journal and decisions stay inside social services (OSL 26:1).
         return None
     if _is_member(session, actor, case.id):
         return "member"
@@ -187,7 +197,7 @@ def access_document(session: Session, actor: Actor, document_id: int) -> Documen
 
 def visible_case_ids(session: Session, actor: Actor) -> list[int]:
     """Ids of cases the actor may see (for lists); protected cases only as team member."""
-    if actor.user_id is None:
+    if actor.user_id is None or (actor.role_names and actor.role_names <= EXTERNAL_ROLES):
         return []
     member = select(CaseMember.case_id).where(CaseMember.user_id == actor.user_id)
     oversight_units = {u for r in OVERSIGHT_ROLES for u in actor.units_for(r)}

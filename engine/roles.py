@@ -24,6 +24,8 @@ ADMIN = "admin"
 INTAKE_ROLES = frozenset({CASEWORKER})
 #: Roles that oversee every case of their unit (they approve its decisions).
 OVERSIGHT_ROLES = frozenset({SUPERVISOR, UNIT_MANAGER})
+#: Roles of partners outside social services: they see their own task forms, never a case.
+EXTERNAL_ROLES = frozenset({HOUSING_CONTACT})
 #: Roles that approve decisions (the four-eyes control); the committee decides LVU matters.
 APPROVER_ROLES = frozenset({SUPERVISOR, UNIT_MANAGER, COMMITTEE})
 

@@ -19,6 +19,7 @@ from engine import access, actions, audit, queries
 from engine.db import utcnow
 from engine.errors import Conflict, LotsenError, ValidationFailed
 from engine.models import AuditEntry, Draft, OpenTask
+from engine.roles import EXTERNAL_ROLES
 from forms import FormSpec, bind_form, draft_from_formdata, form_to_task_data, load_form_spec
 from webapp.security import login_required
 from webapp.templating import local_time
@@ -229,6 +230,9 @@ def submit(task_id: str) -> Any:
     flash(_("The step has been completed."), "success")
     if result.next_task_id:
         return redirect(url_for("tasks.show", task_id=result.next_task_id), code=303)
+    if g.actor.role_names <= EXTERNAL_ROLES:
+        # partners never open the case record: back to their inbox
+        return redirect(url_for("main.index"), code=303)
     return redirect(url_for("cases.show", case_id=result.case_id), code=303)
 
 

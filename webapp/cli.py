@@ -52,6 +52,11 @@ def register_cli(app: Flask) -> None:
     def lotsen() -> None:
         """Lotsen administration."""
 
+    from webapp import cli_intake, cli_notify, cli_security
+
+    for part in (cli_intake, cli_notify, cli_security):
+        part.register(lotsen)
+
     @lotsen.command("init")
     def init() -> None:
         """Migrate the database, publish the models in bpmn/, load demo data in demo mode."""

@@ -443,6 +443,13 @@ def _paths() -> dict[str, Schema]:
 
 def build_openapi(*, session_cookie: str = "lotsen_session") -> dict[str, Any]:
     """The whole OpenAPI document (a fresh dict each call)."""
+    from webapp import openapi_intake, openapi_workspace
+
+    paths = _paths()
+    schemas = dict(SCHEMAS)
+    for part in (openapi_intake, openapi_workspace):
+        paths.update(part.paths())
+        schemas.update(part.SCHEMAS)
     return copy.deepcopy(
         {
             "openapi": "3.1.0",
@@ -459,9 +466,9 @@ def build_openapi(*, session_cookie: str = "lotsen_session") -> dict[str, Any]:
             "servers": [{"url": PREFIX}],
             "security": [{"bearerAuth": []}, {"sessionCookie": [], "csrfHeader": []}],
             "tags": [{"name": "api"}, {"name": "meta"}],
-            "paths": _paths(),
+            "paths": paths,
             "components": {
-                "schemas": SCHEMAS,
+                "schemas": schemas,
                 "responses": RESPONSES,
                 "securitySchemes": {
                     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},

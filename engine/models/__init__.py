@@ -1,5 +1,8 @@
 """All ORM models, imported here so that metadata is complete for Alembic and tests."""
 
+# Modules of later issues: imported so their tables are on the metadata; import their classes
+# from the module itself (``from engine.models.intake import ...``).
+from engine.models import intake, notifications, protection, retention, workspace  # noqa: F401
 from engine.models.audit import AuditEntry, AuditHead
 from engine.models.auth_state import LoginThrottle, RevokedToken
 from engine.models.cases import Case, CaseMember, JournalNote, Subject

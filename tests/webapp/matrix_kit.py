@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,16 @@ COORDINATOR = "samordnare"  # records the consultation in scenario 01, so joins 
 STEP_USER = {"task_record_consultation": COORDINATOR}
 
 
+# --- extension points (filled by the ``matrix_ext_*`` modules, loaded at the end) ----------------
+
+#: policy groups beyond the built-in ones: a set of usernames, or a function of the unit world
+EXTRA_GROUPS: dict[str, Any] = {}
+#: ``hook(app, db, world) -> {kind: value}`` run after a unit is arranged (commit what you add)
+WORLD_HOOKS: list[Any] = []
+#: more models whose row counts a refused request must not change
+SNAPSHOT_MODELS: list[Any] = []
+
+
 # --- the arranged data ---------------------------------------------------------------------------
 
 
@@ -98,6 +108,8 @@ class UnitWorld:
     proposal_case_id: int
     proposed_decision: int
     approval_task: str
+    #: objects added by the ``matrix_ext_*`` modules' world hooks (kind -> route value)
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def caseworker(self) -> str:
@@ -125,6 +137,9 @@ class UnitWorld:
             "nobody": set(),
             "auditors": {"granskare"},
         }
+        if name not in groups:
+            extra = EXTRA_GROUPS[name]
+            return frozenset(extra(self) if callable(extra) else extra)
         return frozenset(groups[name])
 
     def value(self, kind: str) -> Any:
@@ -139,6 +154,7 @@ class UnitWorld:
             "proposed_decision": self.proposed_decision,
             "document": self.document,
             "unit": self.unit,
+            **self.extras,
         }[kind]
 
 
@@ -235,7 +251,7 @@ def arrange_unit(app: Flask, db: Session, unit: str) -> UnitWorld:
     approval = db.get(OpenTask, proposal["open_task_id"])
     assert open_task is not None and open_task.role == "caseworker"
     assert approval is not None and approval.decision_id == proposal["decision_id"]
-    return UnitWorld(
+    world = UnitWorld(
         unit=unit,
         unit_id=unit_id_of(db, unit),
         case_id=done["case_id"],
@@ -247,6 +263,10 @@ def arrange_unit(app: Flask, db: Session, unit: str) -> UnitWorld:
         proposed_decision=proposal["decision_id"],
         approval_task=approval.id,
     )
+    extras: dict[str, Any] = {}
+    for hook in WORLD_HOOKS:
+        extras.update(hook(app, db, world))
+    return replace(world, extras=extras) if extras else world
 
 
 def arrange_world(app: Flask) -> dict[str, UnitWorld]:
@@ -283,7 +303,17 @@ def snapshot(app: Flask) -> dict[str, Any]:
             row.id: tuple(row[1:])
             for row in db.execute(select(Decision.id, Decision.status, Decision.decided_by_id))
         }
-        models = (Case, CaseMember, Subject, JournalNote, Draft, Document, User, RoleAssignment)
+        models = (
+            Case,
+            CaseMember,
+            Subject,
+            JournalNote,
+            Draft,
+            Document,
+            User,
+            RoleAssignment,
+            *SNAPSHOT_MODELS,
+        )
         counts = db.execute(
             select(*(select(func.count()).select_from(m).scalar_subquery() for m in models))
         ).one()
@@ -620,3 +650,18 @@ def hidden_value(html: str, name: str) -> str:
     )
     assert match, f"no {name} on the page"
     return match.group(1)
+
+
+def _load_extensions() -> None:
+    """Import every ``matrix_ext_*`` module beside this one; each adds its policies and hooks.
+
+    The modules import this one as ``matrix_kit`` (the name the tests use), so they share
+    ``POLICY`` and the extension lists above.
+    """
+    import importlib
+
+    for path in sorted(Path(__file__).parent.glob("matrix_ext_*.py")):
+        importlib.import_module(path.stem)
+
+
+_load_extensions()

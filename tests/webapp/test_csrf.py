@@ -348,6 +348,24 @@ HTML_ROUTES: dict[tuple[str, str], Callable[[Context], Attempt]] = {
 }
 
 
+def _load_extensions() -> None:
+    """Add the CSRF probes of the ``csrf_ext_*`` modules (each defines ``ROUTES`` of builders
+    taking this module's ``Context`` and returning its ``Attempt``; import them from
+    ``test_csrf``)."""
+    import importlib
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("csrf_ext_*.py")):
+        module = importlib.import_module(path.stem)
+        for key, build in module.ROUTES.items():
+            HTML_ROUTES.setdefault(key, build)
+    # logout ends the session every other probe uses: keep it last
+    HTML_ROUTES[("auth.logout", "POST")] = HTML_ROUTES.pop(("auth.logout", "POST"))
+
+
+_load_extensions()
+
+
 def _writes(app: Flask, api: bool) -> set[tuple[str, str]]:
     return {
         key

@@ -42,13 +42,14 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # ``authenticate`` below (the global CSRFProtect would only look at form fields first).
 csrf.exempt(bp)
 
-PUBLIC_ENDPOINTS = frozenset({"api.openapi"})
+#: endpoints without a user login (other modules may add theirs, e.g. token-scoped intake)
+PUBLIC_ENDPOINTS = {"api.openapi"}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_DB_ID = 2**31 - 1  # ids beyond a 32-bit integer cannot exist (and would make the DB raise)
 TASK_ID_RE = re.compile(r"[A-Za-z0-9-]{1,36}")
 MAX_TOKEN_LENGTH = 4096
 #: Calls that need a recent login (security.md §1 row 10): see ``_require_fresh_auth``.
-FRESH_AUTH_ENDPOINTS = frozenset({"api.approve_decision", "api.return_decision"})
+FRESH_AUTH_ENDPOINTS = {"api.approve_decision", "api.return_decision"}
 MAX_COMMENT_LENGTH = 5000
 
 

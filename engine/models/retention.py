@@ -1,0 +1,3 @@
+"""Retention (gallring) runs and erasure records (issue 4)."""
+
+from __future__ import annotations

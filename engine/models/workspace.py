@@ -1,0 +1,3 @@
+"""Process-owner workspace records (issue 5)."""
+
+from __future__ import annotations

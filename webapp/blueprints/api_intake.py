@@ -1,0 +1,10 @@
+"""JSON API v1 partner intake (issue 6): routes on ``api.bp``.
+
+Routes are added to the API blueprint so they share its authentication, errors and CSRF rules.
+"""
+
+from __future__ import annotations
+
+from webapp.blueprints.api import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,10 @@
+"""``lotsen`` commands for notification sending (issue 6)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Add this module's commands to the ``lotsen`` group."""
+    _ = group

@@ -18,6 +18,7 @@ from engine.audit import Actor
 from engine.db import utcnow
 from engine.errors import NotFound
 from engine.models import ProcessVersion
+from engine.models.processes import PUBLISHED
 from engine.roles import lane_role_ids
 from engine.workflow.problems import ModelError, Problem
 from engine.workflow.specs import ProcessModel, load_process_model
@@ -89,7 +90,7 @@ def latest_published(session: Session, process_id: str) -> ProcessVersion:
     """The newest published version of a procedure: new cases start on it."""
     version = session.execute(
         select(ProcessVersion)
-        .where(ProcessVersion.process_id == process_id, ProcessVersion.status == "published")
+        .where(ProcessVersion.process_id == process_id, ProcessVersion.status == PUBLISHED)
         .order_by(ProcessVersion.number.desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -102,7 +103,7 @@ def published_procedures(session: Session) -> list[ProcessVersion]:
     """The newest published version of every procedure."""
     newest = (
         select(ProcessVersion.process_id, func.max(ProcessVersion.number).label("n"))
-        .where(ProcessVersion.status == "published")
+        .where(ProcessVersion.status == PUBLISHED)
         .group_by(ProcessVersion.process_id)
         .subquery()
     )
@@ -119,14 +120,17 @@ def published_procedures(session: Session) -> list[ProcessVersion]:
 
 
 def publish(session: Session, actor: Actor, files: ProcedureFiles) -> tuple[ProcessVersion, bool]:
-    """Publish a procedure unless the same content is already its newest version.
+    """Publish a procedure unless the same content is already its newest published version.
 
+    The path of ``lotsen init`` (the bundled ``bpmn/`` folders, a deployment by the operator)
+    with the structural checks of ``load_process_model``; process owners publish through
+    ``engine.workspace`` (four eyes and its full checker, which the bundled folders also pass).
     Returns the version and whether it is new. Raises ModelError listing every problem.
     """
     sha = sha256_of(files.bpmn_xml, files.forms)
     existing = session.execute(
         select(ProcessVersion)
-        .where(ProcessVersion.process_id == files.process_id)
+        .where(ProcessVersion.process_id == files.process_id, ProcessVersion.status == PUBLISHED)
         .order_by(ProcessVersion.number.desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -139,17 +143,27 @@ def publish(session: Session, actor: Actor, files: ProcedureFiles) -> tuple[Proc
         known_roles=lane_role_ids(),
     )
     check_forms_present(model, files.forms)
+    newest_number = session.execute(
+        select(func.max(ProcessVersion.number)).where(ProcessVersion.process_id == files.process_id)
+    ).scalar_one_or_none()
+    now = utcnow()
     version = ProcessVersion(
         process_id=files.process_id,
-        number=(existing.number + 1) if existing else 1,
+        number=int(newest_number or 0) + 1,
         name=model.name,
-        status="published",
+        status=PUBLISHED,
         bpmn_xml=files.bpmn_xml.decode("utf-8"),
         forms=dict(files.forms),
         spec_json=model.spec_json,
         sha256=sha,
         published_by_id=actor.user_id,
-        published_at=utcnow(),
+        published_at=now,
+        filename=f"{files.process_id}.bpmn",
+        author_id=actor.user_id,
+        editor_ids=[],
+        updated_at=now,
+        check_ok=True,
+        problems=[],
     )
     session.add(version)
     session.flush()

@@ -18,6 +18,8 @@ class Problem:
     message_en: str
     message_sv: str
     line: int | None = None
+    #: a stable machine-readable rule name (``lane.unknown``), for the workspace's checker
+    code: str = "model.invalid"
 
     def __str__(self) -> str:
         where = []

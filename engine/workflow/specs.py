@@ -215,11 +215,13 @@ class _Collector:
         en: str,
         sv: str,
         line: int | None = None,
+        *,
+        code: str = "model.invalid",
     ) -> None:
-        self.problems.append(Problem(element_id, en, sv, line))
+        self.problems.append(Problem(element_id, en, sv, line, code))
 
-    def at(self, node: etree._Element, en: str, sv: str) -> None:
-        self.add(_owner_id(node), en, sv, _line(node))
+    def at(self, node: etree._Element, en: str, sv: str, *, code: str = "model.invalid") -> None:
+        self.add(_owner_id(node), en, sv, _line(node), code=code)
 
 
 def _processes(root: etree._Element) -> list[etree._Element]:
@@ -241,19 +243,26 @@ def _pick_process(
             process_id,
             f"process {process_id!r} not found in the file",
             f"processen {process_id!r} finns inte i filen",
+            code="bpmn.process_not_found",
         )
         return None
     executable = [p for p in processes if p.get("isExecutable", "true") == "true"]
     if len(executable) == 1:
         return executable[0]
     if not executable:
-        out.add(None, "the file has no executable process", "filen har ingen körbar process")
+        out.add(
+            None,
+            "the file has no executable process",
+            "filen har ingen körbar process",
+            code="bpmn.no_executable_process",
+        )
     else:
         ids = ", ".join(str(p.get("id")) for p in executable)
         out.add(
             None,
             f"the file has several executable processes ({ids}); name the one to load",
             f"filen har flera körbara processer ({ids}); ange vilken som ska läsas in",
+            code="bpmn.several_processes",
         )
     return None
 
@@ -270,6 +279,7 @@ def _xsd_problems(root: etree._Element, filename: str, out: _Collector) -> bool:
             f"{filename}: not valid BPMN: {err.message}",
             f"{filename}: ogiltig BPMN: {err.message}",
             err.line if isinstance(err.line, int) and err.line > 0 else None,
+            code="bpmn.xsd",
         )
     return valid
 
@@ -295,10 +305,10 @@ def _static_checks(
 ) -> None:
     for tag, (en, sv) in _REFUSED.items():
         for node in scope.xpath(f".//bpmn:{tag}", namespaces=_NS):
-            out.at(node, en, sv)
+            out.at(node, en, sv, code="element.refused")
     for tag, (en, sv) in _REFUSED_SPIFF.items():
         for node in scope.xpath(f".//spiffworkflow:{tag}", namespaces=_NS):
-            out.at(node, en, sv)
+            out.at(node, en, sv, code="element.refused")
 
     for node in scope.xpath(_EXPRESSION_XPATH, namespaces=_NS):
         text = (node.text or "").strip()
@@ -312,18 +322,20 @@ def _static_checks(
                 node,
                 f"{kind}: expression refused: {exc}",
                 f"{kind}: uttrycket godtas inte: {exc}",
+                code="expression.refused",
             )
 
     lane_of, lanes = _lane_map(scope)
     for lane in lanes:
         name = (lane.get("name") or "").strip()
         if not name:
-            out.at(lane, "a lane has no name", "en simbana saknar namn")
+            out.at(lane, "a lane has no name", "en simbana saknar namn", code="lane.unnamed")
         elif known_roles is not None and name not in known_roles:
             out.at(
                 lane,
                 f"lane {name!r} is not a role in roles.toml (lane = true)",
                 f"simbanan {name!r} är ingen roll i roles.toml (lane = true)",
+                code="lane.unknown",
             )
 
     for gateway in scope.xpath(".//bpmn:exclusiveGateway", namespaces=_NS):
@@ -333,6 +345,7 @@ def _static_checks(
                 gateway,
                 "exclusive gateway has no default flow",
                 "den exklusiva gatewayen saknar standardflöde",
+                code="gateway.no_default",
             )
 
     for task in _iter_user_tasks(scope):
@@ -351,20 +364,32 @@ def _check_user_task(
         return bool(props.get(key, "").strip())
 
     if not has("formKey"):
-        out.at(task, "user task has no formKey property", "användaruppgiften saknar formKey")
+        out.at(
+            task,
+            "user task has no formKey property",
+            "användaruppgiften saknar formKey",
+            code="task.no_form_key",
+        )
     if known_roles is not None and task.get("id") not in lane_of:
-        out.at(task, "user task is not in a lane", "användaruppgiften ligger inte i en simbana")
+        out.at(
+            task,
+            "user task is not in a lane",
+            "användaruppgiften ligger inte i en simbana",
+            code="task.no_lane",
+        )
     if has("decisionType") and not has("decisionOutcomeField"):
         out.at(
             task,
             "decision task (decisionType) has no decisionOutcomeField",
             "beslutsuppgiften (decisionType) saknar decisionOutcomeField",
+            code="decision.no_outcome_field",
         )
     if has("approvesDecision") and not has("approvalVariable"):
         out.at(
             task,
             "approval task (approvesDecision) has no approvalVariable",
             "attestuppgiften (approvesDecision) saknar approvalVariable",
+            code="approval.no_variable",
         )
     if has("deadline"):
         try:
@@ -374,15 +399,22 @@ def _check_user_task(
                 task,
                 "deadline is not an ISO 8601 duration (e.g. P5D)",
                 "deadline är ingen ISO 8601-varaktighet (t.ex. P5D)",
+                code="deadline.invalid",
             )
     for key in ("appealable", "deadlineWorkingDays"):
         if has(key) and props[key].strip().lower() not in _BOOL_VALUES:
-            out.at(task, f"{key} must be true or false", f"{key} måste vara true eller false")
+            out.at(
+                task,
+                f"{key} must be true or false",
+                f"{key} måste vara true eller false",
+                code="property.invalid",
+            )
     if has("deadlineFrom") and props["deadlineFrom"].strip().lower() not in _DEADLINE_FROM:
         out.at(
             task,
             "deadlineFrom must be 'task' or 'case'",
             "deadlineFrom måste vara 'task' eller 'case'",
+            code="property.invalid",
         )
 
 
@@ -443,7 +475,9 @@ def load_process_model(
         if line is None and element_id:
             line = _line_of_id(root, element_id)
         message = str(exc.args[0]) if exc.args else str(exc)
-        raise ModelError([Problem(element_id, message, f"modellfel: {message}", line)]) from None
+        raise ModelError(
+            [Problem(element_id, message, f"modellfel: {message}", line, "bpmn.structure")]
+        ) from None
     except Exception as exc:  # the parser raises plain errors on some malformed graphs
         raise ModelError(
             [
@@ -451,6 +485,7 @@ def load_process_model(
                     None,
                     f"the model could not be parsed ({type(exc).__name__})",
                     f"modellen kunde inte tolkas ({type(exc).__name__})",
+                    code="bpmn.structure",
                 )
             ]
         ) from None

@@ -39,8 +39,8 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def _refuse(en: str, sv: str, line: int | None = None) -> ModelError:
-    return ModelError([Problem(None, en, sv, line)])
+def _refuse(en: str, sv: str, line: int | None = None, code: str = "xml.invalid") -> ModelError:
+    return ModelError([Problem(None, en, sv, line, code)])
 
 
 def parse_xml(data: bytes) -> etree._Element:
@@ -58,14 +58,16 @@ def parse_xml(data: bytes) -> etree._Element:
         raise _refuse(
             f"the file is larger than {MAX_BPMN_BYTES} bytes",
             f"filen är större än {MAX_BPMN_BYTES} byte",
+            code="xml.too_large",
         )
     if not raw.strip():
-        raise _refuse("the file is empty", "filen är tom")
+        raise _refuse("the file is empty", "filen är tom", code="xml.empty")
     upper = raw.upper()
     if _DTD_MARKERS.search(raw) or any(m.upper() in upper for m in _DTD_MARKERS_UTF16):
         raise _refuse(
             "DOCTYPE and ENTITY declarations are not allowed",
             "DOCTYPE- och ENTITY-deklarationer är inte tillåtna",
+            code="xml.doctype",
         )
     try:
         root = etree.fromstring(raw, parser=_parser())
@@ -75,18 +77,24 @@ def parse_xml(data: bytes) -> etree._Element:
             "the file is not well-formed XML",
             "filen är inte välformad XML",
             line,
+            code="xml.malformed",
         ) from None
     except (ValueError, etree.LxmlError):
         raise _refuse(
-            "the file could not be read as XML", "filen kunde inte läsas som XML"
+            "the file could not be read as XML",
+            "filen kunde inte läsas som XML",
+            code="xml.malformed",
         ) from None
     if root is None:
-        raise _refuse("the file has no XML root element", "filen saknar rotelement")
+        raise _refuse(
+            "the file has no XML root element", "filen saknar rotelement", code="xml.malformed"
+        )
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise _refuse(
             "DOCTYPE and ENTITY declarations are not allowed",
             "DOCTYPE- och ENTITY-deklarationer är inte tillåtna",
+            code="xml.doctype",
         )
     for node in root.iter():
         if isinstance(node, etree._Entity):
@@ -94,5 +102,6 @@ def parse_xml(data: bytes) -> etree._Element:
                 "entity references are not allowed",
                 "entitetsreferenser är inte tillåtna",
                 node.sourceline,
+                code="xml.entity",
             )
     return root

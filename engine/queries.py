@@ -125,6 +125,8 @@ class DocumentView:
     size: int
     created_at: datetime
     decision_id: int | None
+    #: False while held for the unit manager's approval (protected identity)
+    released: bool = True
 
 
 @dataclass(frozen=True)
@@ -434,6 +436,7 @@ def case_view(session: Session, case: Case, actor: Actor | None = None) -> CaseV
             size=d.size,
             created_at=d.created_at,
             decision_id=d.decision_id,
+            released=d.released,
         )
         for d in session.execute(
             select(Document).where(Document.case_id == case.id).order_by(Document.id)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine import access, queries
 from engine.catalogs import decision_types, legal_refs
-from engine.errors import ValidationFailed
+from engine.errors import Forbidden, ValidationFailed
 from engine.models import Case, Decision, OpenTask, ProcessVersion
 from engine.queries import DecisionView
 from engine.roles import APPROVER_ROLES
@@ -129,6 +129,8 @@ def decide(decision_id: int) -> Any:
 def document(document_id: int) -> Any:
     """Download a stored document (an audited disclosure), never rendered in the browser."""
     doc = access.access_document(g.db, g.actor, document_id)
+    if not doc.released:  # held for the unit manager (protected identity): see documents.download
+        raise Forbidden("the document is waiting for the unit manager's approval")
     record_download(g.db, g.actor, doc.case_id, doc.id)
     filename = _UNSAFE_FILENAME.sub("_", doc.filename).strip("._") or f"document-{doc.id}.pdf"
     response = Response(bytes(doc.content), mimetype="application/pdf")

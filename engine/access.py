@@ -4,19 +4,27 @@ Rules (design.md §5): access = role (from the task's lane) ∧ unit ∧ (case t
 task of the actor's role). Supervisors and unit managers oversee every case of their unit.
 A case whose subject has a protected identity is visible to its named team only. "Missing"
 and "not yours" look the same (404) and both are written to the access log.
+
+Break the glass (``engine.break_glass``): a time-boxed grant lets staff outside the team *read*
+a case (the purposes in :data:`BREAK_GLASS_PURPOSES`), never write to it, and never a
+protected-identity case. Every allowed read of a protected-identity case raises an alert for
+the auditor (``engine.alerts``).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import alerts, audit
 from engine.audit import Actor
+from engine.db import utcnow
 from engine.errors import Forbidden, NotFound
 from engine.models import Case, CaseMember, Decision, Document, OpenTask
+from engine.models.protection import BreakGlassGrant
 from engine.roles import (
     APPROVER_ROLES,
     EXTERNAL_ROLES,
@@ -29,6 +37,15 @@ from engine.roles import (
 MAX_ID = 2**31 - 1
 #: Task ids are SpiffWorkflow UUIDs.
 TASK_ID = re.compile(r"[0-9a-fA-F-]{1,36}")
+#: What a break-the-glass grant covers: reading the case (page, API), its decisions and its
+#: documents (purposes "decision <id>", "document <id>"). Writes (a journal note, a consent)
+#: are left out: they would make the reader a lasting team member.
+BREAK_GLASS_PURPOSES = frozenset({"view", "api"})
+BREAK_GLASS_PURPOSE_PREFIXES = ("decision ", "document ")
+
+
+def _read_purpose(purpose: str) -> bool:
+    return purpose in BREAK_GLASS_PURPOSES or purpose.startswith(BREAK_GLASS_PURPOSE_PREFIXES)
 
 
 def _valid_id(value: int) -> bool:
@@ -80,8 +97,33 @@ def is_protected(case: Case) -> bool:
     return case.secrecy_class == "PROTECTED_IDENTITY" or any(s.is_protected for s in case.subjects)
 
 
-def access_reason(session: Session, actor: Actor, case: Case) -> str | None:
-    """Why the actor may see the case ("member", "oversight", "task"), or None."""
+def active_grant(
+    session: Session, actor: Actor, case_id: int, now: datetime | None = None
+) -> BreakGlassGrant | None:
+    """The actor's running break-the-glass grant on the case, if any (latest expiry first)."""
+    if actor.user_id is None:
+        return None
+    now = now or utcnow()
+    return session.execute(
+        select(BreakGlassGrant)
+        .where(
+            BreakGlassGrant.case_id == case_id,
+            BreakGlassGrant.user_id == actor.user_id,
+            BreakGlassGrant.expires_at > now,
+            BreakGlassGrant.ended_at.is_(None),
+        )
+        .order_by(BreakGlassGrant.expires_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def access_reason(
+    session: Session, actor: Actor, case: Case, *, purpose: str = "view"
+) -> str | None:
+    """Why the actor may see the case ("member", "oversight", "task", "break_glass"), or None.
+
+    A break-the-glass grant counts only for reading (``purpose``) and never on a protected case.
+    """
     if actor.user_id is None:
         return None
     if actor.role_names and actor.role_names <= EXTERNAL_ROLES:
@@ -94,6 +136,12 @@ def access_reason(session: Session, actor: Actor, case: Case) -> str | None:
         return "oversight"
     if _has_open_task(session, actor, case.id):
         return "task"
+    if (
+        _read_purpose(purpose)
+        and not is_protected(case)
+        and active_grant(session, actor, case.id) is not None
+    ):
+        return "break_glass"
     return None
 
 
@@ -122,7 +170,7 @@ def _deny(
 def access_case(session: Session, actor: Actor, case_id: int, *, purpose: str = "view") -> Case:
     """Load a case the actor may see, and log the read; otherwise NotFound (also logged)."""
     case = session.get(Case, case_id) if _valid_id(case_id) else None
-    reason = access_reason(session, actor, case) if case is not None else None
+    reason = access_reason(session, actor, case, purpose=purpose) if case is not None else None
     if case is None or reason is None:
         raise _deny(session, actor, "case", case_id, case.id if case else None)
     audit.record(
@@ -134,6 +182,7 @@ def access_case(session: Session, actor: Actor, case_id: int, *, purpose: str = 
         object_id=case.id,
         purpose=f"{purpose} ({reason})",
     )
+    _alert_if_protected(session, actor, case, reason)
     return case
 
 
@@ -154,6 +203,7 @@ def access_task(session: Session, actor: Actor, task_id: str, *, purpose: str = 
                 object_id=task.id,
                 purpose=purpose,
             )
+            _alert_if_protected(session, actor, case, "task")
             return task
     if task is None or not allowed:
         raise _deny(session, actor, "task", task_id, task.case_id if task else None)
@@ -166,7 +216,16 @@ def access_task(session: Session, actor: Actor, task_id: str, *, purpose: str = 
         object_id=task.id,
         purpose=purpose,
     )
+    _alert_if_protected(session, actor, session.get(Case, task.case_id), "task")
     return task
+
+
+def _alert_if_protected(session: Session, actor: Actor, case: Case | None, reason: str) -> None:
+    """security.md §2.5: every access to a protected identity is reviewed with priority."""
+    if case is not None and is_protected(case):
+        alerts.raise_alert(
+            session, actor, alerts.PROTECTED_ACCESS, case_id=case.id, details={"reason": reason}
+        )
 
 
 def access_decision(session: Session, actor: Actor, decision_id: int) -> Decision:
@@ -212,4 +271,14 @@ def visible_case_ids(session: Session, actor: Actor) -> list[int]:
     ids = set(session.execute(select(Case.id).where(or_(*conditions))).scalars())
     open_tasks = session.execute(select(OpenTask).where(OpenTask.status == "open")).scalars()
     ids.update(t.case_id for t in open_tasks if task_matches(actor, t))
+    granted = session.execute(
+        select(Case)
+        .join(BreakGlassGrant, BreakGlassGrant.case_id == Case.id)
+        .where(
+            BreakGlassGrant.user_id == actor.user_id,
+            BreakGlassGrant.expires_at > utcnow(),
+            BreakGlassGrant.ended_at.is_(None),
+        )
+    ).scalars()
+    ids.update(c.id for c in granted if not is_protected(c))
     return sorted(ids)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -230,6 +231,18 @@ def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
     return instance
 
 
+def lock_for_submit(session: Session, task: OpenTask) -> OpenTask:
+    """Wait for a concurrent completion of the task's case, then read the task again.
+
+    Under READ COMMITTED a request may read the task as open just before another request
+    commits its completion, and then load the newer engine state: locking the instance first
+    makes the loser see the task as done (a double click then gets its usual redirect).
+    """
+    _lock_instance(session, task.instance_id)
+    session.refresh(task)
+    return task
+
+
 def _flush_or_conflict(session: Session) -> None:
     try:
         session.flush()
@@ -248,15 +261,17 @@ def start_case(
     received_at: datetime | None = None,
     linked_from: Case | None = None,
     link_reason: str = "",
+    allowed_roles: frozenset[str] = INTAKE_ROLES,
     _depth: int = 0,
 ) -> Case:
     """Register a case and start its procedure with the intake data (step 1).
 
     ``linked_from``: the case whose procedure asked for this one (a child found during
     identification); the new case lands in its procedure's own unit, is linked to the
-    first, and gives the actor no membership in it.
+    first, and gives the actor no membership in it. ``allowed_roles``: who may register
+    (the unit's caseworkers; triage of an outside report also lets intake staff).
     """
-    if linked_from is None and not any(actor.has_role(r, unit_id) for r in INTAKE_ROLES):
+    if linked_from is None and not any(actor.has_role(r, unit_id) for r in allowed_roles):
         raise Forbidden("only caseworkers of the unit may register a case")
     if _depth > MAX_LINK_DEPTH:
         raise Conflict("linked procedures start each other in a loop")
@@ -403,6 +418,7 @@ def _start_linked(
                 procedure=request.process_id,
                 unit_id=_unit_for(session, request.process_id, case.unit_id),
                 intake=intake,
+                received_at=report_time(intake),
                 linked_from=case,
                 link_reason=str(payload.get("reason") or f"started from {case.number}"),
                 _depth=depth + 1,
@@ -419,6 +435,33 @@ def _start_linked(
             kind="link",
         )
     return started
+
+
+#: Intake keys that carry when the report or contact reached social services, per start form.
+REPORT_TIME_KEYS = ("report_received_at", "contact_datetime", "support_requested_at")
+LOCAL_TZ = ZoneInfo("Europe/Stockholm")
+
+
+def report_time(intake: Mapping[str, Any]) -> datetime | None:
+    """When a linked case's report came in, from its intake data (never in the future).
+
+    Why: statutory clocks (the protection assessment the same day, 14 days for the
+    preliminary assessment) run from the report, not from when the linked case was opened.
+    A naive value is Swedish local time; an unreadable one leaves the default (now).
+    """
+    now = utcnow()
+    for key in REPORT_TIME_KEYS:
+        value = intake.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=LOCAL_TZ)
+        return min(moment.astimezone(now.tzinfo), now)
+    return None
 
 
 def _subject_from(case_id: int, values: Mapping[str, Any]) -> Subject:
@@ -796,7 +839,13 @@ def store_decision_document(
     filename: str,
     content: bytes,
 ) -> Document:
-    """Keep a decision's PDF in the case record with its SHA-256."""
+    """Keep a decision's PDF in the case record with its SHA-256.
+
+    A decision letter to a person with a protected identity (an appealable decision) is
+    held until the unit manager approves it (engine/documents.py, domain.md §4.1).
+    """
+    from engine import documents
+
     document = Document(
         case_id=decision.case_id,
         decision_id=decision.id,
@@ -809,6 +858,9 @@ def store_decision_document(
         created_by_id=actor.user_id,
     )
     session.add(document)
+    case = session.get(Case, decision.case_id)
+    if case is not None and documents.needs_approval(case, decision.appealable):
+        documents.hold_for_approval(session, document, case)
     session.flush()
     audit.record(
         session,
@@ -817,7 +869,11 @@ def store_decision_document(
         case_id=decision.case_id,
         object_type="document",
         object_id=document.id,
-        details={"sha256": document.sha256, "decision_id": decision.id},
+        details={
+            "sha256": document.sha256,
+            "decision_id": decision.id,
+            "status": document.status,
+        },
     )
     return document
 

@@ -428,9 +428,10 @@ def logged_users(session: Session, actor: Actor) -> list[tuple[int, str]]:
 def find_subjects(session: Session, actor: Actor, personnummer12: str) -> tuple[SubjectHit, ...]:
     """Subjects with this (normalised, 12-digit) personnummer; logs the blind index only."""
     require_auditor(actor)
-    index = crypto.blind_index(personnummer12, purpose="personnummer")
+    # every configured key's index: rows not yet rotated by ``rotate-keys`` still match
+    indexes = crypto.blind_index_candidates(personnummer12, purpose="personnummer")
     subjects = session.execute(
-        select(Subject).where(Subject.personnummer_index == index).order_by(Subject.id)
+        select(Subject).where(Subject.personnummer_index.in_(indexes)).order_by(Subject.id)
     ).scalars()
     protected = _protected_case_ids(session)
     hits = []
@@ -458,7 +459,7 @@ def find_subjects(session: Session, actor: Actor, personnummer12: str) -> tuple[
         purpose="log review",
         details={
             "filter": ["person"],
-            "query_hash": index,
+            "query_hash": indexes[0],
             "results": len(hits),
             "subject_ids": [h.subject_id for h in hits],
         },

@@ -27,10 +27,14 @@ class Settings:
     database_url: str
     secret_key: str
     data_key: bytes
+    #: Older data keys, kept only to read rows not yet re-encrypted by ``lotsen rotate-keys``.
+    old_data_keys: tuple[bytes, ...] = ()
     demo: bool = False
     env: str = "production"
     bpmn_dir: Path = PROJECT_ROOT / "bpmn"
     instance_dir: Path = PROJECT_ROOT / "instance"
+    #: The erasure ledger (engine/retention.py): outside the database, backed up on its own.
+    erasure_ledger: Path | None = None
     municipality: str = "Huddinge kommun"
     authority: str = "Socialnämnden"
     token_issuer: str = "lotsen"  # noqa: S105 - a name, not a secret
@@ -56,6 +60,27 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
         return Path(env[f"{name}_FILE"]).read_text(encoding="utf-8").strip()
     value = env.get(name)
     return value.strip() if value else None
+
+
+def _decode_key(raw: str, name: str) -> bytes:
+    """A 32-byte key from its base64url text (padding optional)."""
+    import base64
+    import binascii
+
+    try:
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"{name} is not valid base64url") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{name} must be 32 bytes, base64url-encoded")
+    return key
+
+
+def _old_data_keys(env: Mapping[str, str]) -> tuple[bytes, ...]:
+    """``LOTSEN_DATA_KEY_OLD`` (or ``_FILE``): retired keys, separated by commas or whitespace."""
+    raw = _read_secret(env, "LOTSEN_DATA_KEY_OLD") or ""
+    parts = [p for p in raw.replace(",", " ").split() if p]
+    return tuple(_decode_key(p, "LOTSEN_DATA_KEY_OLD") for p in parts)
 
 
 def _dev_data_key(secret: str) -> bytes:
@@ -84,11 +109,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("LOTSEN_SECRET_KEY must be a real secret of at least 32 characters")
     raw_key = _read_secret(env, "LOTSEN_DATA_KEY")
     if raw_key:
-        import base64
-
-        data_key = base64.urlsafe_b64decode(raw_key + "=" * (-len(raw_key) % 4))
-        if len(data_key) != 32:
-            raise ConfigError("LOTSEN_DATA_KEY must be 32 bytes, base64url-encoded")
+        data_key = _decode_key(raw_key, "LOTSEN_DATA_KEY")
     elif dev:
         data_key = _dev_data_key(secret)
     else:
@@ -98,8 +119,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         secret_key=secret,
         data_key=data_key,
+        old_data_keys=tuple(k for k in _old_data_keys(env) if k != data_key),
         demo=demo,
         env=mode,
         bpmn_dir=bpmn_dir,
         instance_dir=instance_dir,
+        erasure_ledger=Path(env["LOTSEN_ERASURE_LEDGER"])
+        if env.get("LOTSEN_ERASURE_LEDGER")
+        else None,
+        # single sign-on (webapp.oidc reads and checks these)
+        extra={k: v for k, v in env.items() if k.startswith("LOTSEN_OIDC_")},
     )

@@ -79,11 +79,45 @@ def needs_rotation(token: str) -> bool:
     return token.partition(".")[0] != _ring.active()[0]
 
 
+def key_id_of(token: str) -> str:
+    """The id of the key that made a ciphertext (the text before the first dot)."""
+    return token.partition(".")[0]
+
+
+def active_key_id() -> str:
+    """The id of the key new ciphertexts are made with."""
+    return _ring.active()[0]
+
+
+def known_key_ids() -> list[str]:
+    """Every configured key id, the active one first."""
+    active = _ring.active()[0]
+    return [active, *(k for k in _ring.keys if k != active)]
+
+
+def reencrypt(token: str, *, context: bytes = b"lotsen") -> str:
+    """The same plaintext sealed again with the active key (for key rotation)."""
+    return encrypt(decrypt(token, context=context), context=context)
+
+
+def _blind_index_with(key: bytes, value: str, purpose: str) -> str:
+    sub = hmac.new(key, b"blind-index:" + purpose.encode(), hashlib.sha256).digest()
+    return hmac.new(sub, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def blind_index(value: str, *, purpose: str) -> str:
     """A keyed hash for exact-match lookup (personnummer) without storing the value."""
     _, key = _ring.active()
-    sub = hmac.new(key, b"blind-index:" + purpose.encode(), hashlib.sha256).digest()
-    return hmac.new(sub, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return _blind_index_with(key, value, purpose)
+
+
+def blind_index_candidates(value: str, *, purpose: str) -> list[str]:
+    """The blind index of ``value`` under every configured key, the active key's first.
+
+    While ``lotsen rotate-keys`` runs, rows not yet rotated still carry the index of an
+    old key; a lookup that matches any of these finds them too.
+    """
+    return [_blind_index_with(_ring.keys[k], value, purpose) for k in known_key_ids()]
 
 
 class EncryptedText(TypeDecorator[str]):

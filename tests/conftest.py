@@ -91,6 +91,12 @@ def make_app(database_url: str, tmp_path: Path, **overrides: Any) -> Flask:
         }
     )
     Base.metadata.create_all(app.extensions["lotsen_engine"])
+    with app.extensions["lotsen_engine"].begin() as conn:
+        # PostgreSQL: the audit log is append-only as in production (the migration installs
+        # the same triggers); a no-op on SQLite.
+        from engine.audit_protection import install_pg_protection
+
+        install_pg_protection(conn)
     with app.app_context():
         publish_bundled_models()
     with unit_of_work(app.extensions["lotsen_db"]) as db:

@@ -29,7 +29,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     overrides = dict(overrides or {})
     env = {**os.environ, **{k: str(v) for k, v in overrides.items() if k.startswith("LOTSEN_")}}
     settings = load_settings(env)
-    crypto.configure(settings.data_key)
+    crypto.configure(settings.data_key, list(settings.old_data_keys))
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     secure_cookies = not settings.is_dev
     app.config.update(

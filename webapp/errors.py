@@ -14,6 +14,8 @@ from werkzeug.exceptions import HTTPException
 
 from engine import audit
 from engine.errors import Conflict, LotsenError, ValidationFailed
+from engine.workflow.problems import TaskNotReady
+from webapp.outage import database_unavailable, unavailable_response
 
 log = logging.getLogger("lotsen")
 
@@ -127,6 +129,23 @@ def register_error_handlers(app: Flask) -> None:
         }
         return _page(exc.status, messages.get(exc.status, exc.message))
 
+    @app.errorhandler(TaskNotReady)
+    def task_not_ready(exc: TaskNotReady) -> Any:
+        # A step completed by a concurrent request between this request's first read and its
+        # read of the engine state (PostgreSQL, READ COMMITTED): a conflict, never a 500.
+        _record_refusal(
+            "request:refused",
+            "refused",
+            {"path": request.path, "method": request.method, "error": "TaskNotReady"},
+        )
+        return _page(
+            409,
+            _(
+                "This step was completed or changed by someone else a moment ago. "
+                "Open the case to see where it stands now."
+            ),
+        )
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:
         _record_refusal("request:csrf_failed", "denied", {"path": request.path})
@@ -138,6 +157,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
+        if status == 500 and database_unavailable(getattr(exc, "original_exception", None)):
+            return unavailable_response(exc.original_exception)  # type: ignore[attr-defined]
         if status in (403,):
             _record_refusal("request:denied", "denied", {"path": request.path, "status": status})
         messages = {
@@ -150,6 +171,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
+        if database_unavailable(exc):
+            return unavailable_response(exc)
         error_id = secrets.token_hex(6)
         log.error(
             "unhandled error %s on %s %s", error_id, request.method, request.path, exc_info=exc

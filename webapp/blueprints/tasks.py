@@ -183,6 +183,7 @@ def submit(task_id: str) -> Any:
     task = access.access_task(g.db, g.actor, task_id, purpose="submit")
     if task.decision_id is not None:
         return _approval_redirect(task)
+    task = actions.lock_for_submit(g.db, task)
     submission_id = request.form.get("submission_id", "")[:64]
     if task.status != "open" and _repeat_of_done(task, submission_id):
         return _already_done_redirect(task.case_id)

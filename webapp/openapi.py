@@ -226,7 +226,11 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 _ERRORS: dict[str, tuple[str, str]] = {
-    "400": ("BadRequest", "The body is not a JSON object, or a CSRF check failed."),
+    "400": (
+        "BadRequest",
+        "The body is not a JSON object, a CSRF check failed, or the path or query holds a "
+        "NUL byte.",
+    ),
     "401": ("Unauthorized", "No valid bearer token or session."),
     "403": ("Forbidden", "Authenticated, but not allowed to do this."),
     "404": ("NotFound", "Missing, or not visible to the caller (the same answer)."),
@@ -434,11 +438,27 @@ def _paths() -> dict[str, Schema]:
                         },
                     },
                 ),
-                ("404",),
+                ("403", "404"),
                 params=[DECISION_ID],
             ),
         },
     }
+
+
+def _document_text_refusals(paths: dict[str, Schema]) -> None:
+    """Any request with text in its path or query can get 400 (``refuse_nul_bytes`` in
+    webapp/security.py refuses NUL bytes before any view runs): say so on every such
+    operation, whichever part of the document defines it."""
+    for item in paths.values():
+        for op in item.values():
+            texts = [
+                p
+                for p in op.get("parameters", [])
+                if p.get("in") == "query"
+                or (p.get("in") == "path" and p.get("schema", {}).get("type") == "string")
+            ]
+            if texts and "400" not in op.get("responses", {}):
+                op["responses"]["400"] = _errors("400")["400"]
 
 
 def build_openapi(*, session_cookie: str = "lotsen_session") -> dict[str, Any]:
@@ -450,6 +470,7 @@ def build_openapi(*, session_cookie: str = "lotsen_session") -> dict[str, Any]:
     for part in (openapi_intake, openapi_workspace):
         paths.update(part.paths())
         schemas.update(part.SCHEMAS)
+    _document_text_refusals(paths)
     return copy.deepcopy(
         {
             "openapi": "3.1.0",

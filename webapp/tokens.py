@@ -69,6 +69,12 @@ def issue_token(
         "scope": scope,
         "auth_time": now if auth_time is None else int(auth_time),
     }
+    return sign(settings, claims)
+
+
+def sign(settings: Settings, claims: dict[str, Any]) -> str:
+    """Sign ``claims`` with the app's token key and fixed algorithm (callers set every claim
+    ``verify_token`` requires; service tokens with their own lifetime use this directly)."""
     return str(jwt.encode(claims, _signing_key(settings), algorithm=ALGORITHM))
 
 

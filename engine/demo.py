@@ -38,9 +38,12 @@ DEMO_USERS = (
         "Eva Enhetschef",
         (("unit_manager", "vuxenenheten"), ("unit_manager", "barn_och_unga")),
     ),
+    DemoUser("mottagning", "Maja Mottagning", (("intake", "vuxenenheten"),)),
+    DemoUser("mottagning.barn", "Mio Mottagning Barn", (("intake", "barn_och_unga"),)),
     DemoUser("samordnare", "Sam Samordnare", (("coordinator", None),)),
     DemoUser("ordforande", "Olga Ordförande (socialnämnden)", (("committee", None),)),
     DemoUser("huge", "Hugo Huge Fastigheter", (("housing_contact", None),)),
+    DemoUser("polis", "Pia Polis (lokalpolisområde Huddinge)", (("partner", None),)),
     DemoUser("processagare", "Petra Processägare", (("process_owner", None),)),
     DemoUser("processagare2", "Per Processägare", (("process_owner", None),)),
     DemoUser("granskare", "Greta Granskare", (("auditor", None),)),
@@ -69,6 +72,7 @@ def load_demo_data(session: Session) -> int:
         user = User(
             username=demo.username,
             display_name=demo.display_name,
+            email=f"{demo.username}@example.org",
             password_hash=password_hash,
             active=True,
         )
@@ -79,4 +83,7 @@ def load_demo_data(session: Session) -> int:
         session.add(user)
         added += 1
     session.flush()
+    from engine.partners import load_demo_partners  # the partner organisations of demo users
+
+    load_demo_partners(session)
     return added

@@ -52,6 +52,7 @@ def register_cli(app: Flask) -> None:
     def lotsen() -> None:
         """Lotsen administration."""
 
+    from engine import retention
     from webapp import cli_intake, cli_notify, cli_security
 
     for part in (cli_intake, cli_notify, cli_security):
@@ -67,6 +68,10 @@ def register_cli(app: Flask) -> None:
         click.echo("database: up to date")
         for line in publish_bundled_models():
             click.echo(f"model: {line}")
+        # a restored backup must not bring back cases erased after it was taken
+        ledger = retention.Ledger(retention.ledger_path(settings))
+        for number in retention.reapply(current_app.extensions["lotsen_db"], ledger):
+            click.echo(f"retention: case {number} erased again (it was erased after the backup)")
         if settings.demo:
             with unit_of_work(current_app.extensions["lotsen_db"]) as db:
                 added = load_demo_data(db)
@@ -148,6 +153,7 @@ def register_cli(app: Flask) -> None:
             stop.set()
 
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        notifier = cli_notify.start_sweeper(current_app, stop, interval)
         try:
             total = timers.serve(
                 current_app.extensions["lotsen_db"], stop, interval=interval, batch=batch
@@ -155,6 +161,8 @@ def register_cli(app: Flask) -> None:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            stop.set()
+            notifier.join(timeout=60)
         click.echo(f"timer worker stopped: {total} fired")
 
     @lotsen.command("run-timers")
@@ -166,5 +174,7 @@ def register_cli(app: Flask) -> None:
             current_app.extensions["lotsen_db"], timers.worker_id(), batch=batch
         )
         click.echo(f"timers fired: {stats.fired} (claimed {stats.claimed}, failed {stats.failed})")
+        notified = cli_notify.sweep_once()
+        click.echo(cli_notify.describe(notified))
         if stats.failed:
             sys.exit(1)

@@ -45,3 +45,35 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["localdate"] = local_date
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["role_label"] = role_label
+    app.context_processor(_navigation)
+
+
+def _navigation() -> dict[str, Any]:
+    """Which menu entries the logged-in user's roles open (``nav``: a set of entry names)."""
+    from flask import g
+
+    from engine.break_glass import BREAK_GLASS_ROLES
+    from engine.roles import EXTERNAL_ROLES
+
+    actor = g.get("actor")
+    if actor is None or g.get("user") is None:
+        return {"nav": frozenset()}
+    roles = actor.role_names
+    entries = set()
+    if not roles & EXTERNAL_ROLES and "partner" not in roles:
+        entries.add("cases")
+    if roles & BREAK_GLASS_ROLES:
+        entries.update({"search", "break_glass"})
+    for role, entry in (
+        ("caseworker", "new_case"),
+        ("intake", "intake"),
+        ("partner", "referral"),
+        ("housing_contact", "housing"),
+        ("unit_manager", "documents_pending"),
+        ("process_owner", "workspace"),
+        ("auditor", "audit"),
+        ("admin", "admin"),
+    ):
+        if role in roles:
+            entries.add(entry)
+    return {"nav": frozenset(entries)}

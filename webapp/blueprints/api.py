@@ -512,6 +512,8 @@ def decision_pdf(decision_id: int) -> Any:
     document = g.db.get(Document, view.document_id) if view.document_id is not None else None
     if document is None:
         raise NotFound("the decision has no document yet")
+    if not document.released:  # held for the unit manager's approval (protected identity)
+        raise Forbidden("the document is waiting for the unit manager's approval")
     services.record_download(g.db, g.actor, decision.case_id, document.id)
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", document.filename) or "beslut.pdf"
     response = Response(document.content, mimetype=document.media_type or "application/pdf")

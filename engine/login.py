@@ -302,6 +302,20 @@ def disable_user(session: Session, actor: Actor, user: User, now: datetime) -> N
     session.flush()
 
 
+def set_email(session: Session, actor: Actor, user: User, email: str | None) -> None:
+    """Set the address e-mail notifications go to (None: no mail). Audited without the address."""
+    user.email = email or None
+    audit.record(
+        session,
+        actor,
+        "user:email_changed",
+        object_type="user",
+        object_id=user.id,
+        details={"has_address": user.email is not None},
+    )
+    session.flush()
+
+
 def enable_user(session: Session, actor: Actor, user: User, now: datetime) -> None:
     """Enable an account again (its old sessions and tokens stay dead). Audited."""
     user.active = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, PasswordField, StringField, SubmitField
-from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
+from wtforms.validators import AnyOf, DataRequired, Email, Length, NumberRange, Optional
 
 from forms.fields import strip_text
 
@@ -94,5 +94,7 @@ class EndSessionForm(FlaskForm):  # type: ignore[misc]
 class AccountActionForm(FlaskForm):  # type: ignore[misc]
     """An administrator's action on one account."""
 
-    action = HiddenField(validators=[AnyOf(("disable", "enable", "reset_totp"))])
+    action = HiddenField(validators=[AnyOf(("disable", "enable", "reset_totp", "set_email"))])
     user_id = IntegerField(validators=[DataRequired(), NumberRange(min=1, max=2**31 - 1)])
+    #: only for ``set_email``: the address notifications go to (empty: none)
+    email = StringField(validators=[Optional(), Length(max=254), Email()])

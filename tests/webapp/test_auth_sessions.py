@@ -198,6 +198,34 @@ def test_the_admin_page_is_for_admins_only_and_admins_cannot_disable_themselves(
     assert response.status_code == 422 and user(app, "admin").active
 
 
+def test_an_admin_sets_the_notification_address_and_a_bad_one_is_explained(app: Flask) -> None:
+    admin = full_login(app, "admin")
+
+    def set_email(value: str):  # type: ignore[no-untyped-def]
+        return admin.post(
+            "/admin/users",
+            data={
+                "user_id": str(user(app, "samordnare").id),
+                "action": "set_email",
+                "email": value,
+                "csrf_token": csrf(admin, "/admin/users"),
+            },
+        )
+
+    seq = audit_seq(app)
+    assert set_email("samordnare@huddinge.example").status_code == 303
+    assert user(app, "samordnare").email == "samordnare@huddinge.example"
+    changed = [e for e in audit_actions(app, seq) if e.action == "user:email_changed"]
+    assert len(changed) == 1 and "huddinge.example" not in str(changed[0].details)
+    refused = set_email("not an address")
+    assert refused.status_code == 422
+    assert "valid e-mail address" in refused.get_data(as_text=True) or "giltig e-postadress" in (
+        refused.get_data(as_text=True)
+    )
+    assert user(app, "samordnare").email == "samordnare@huddinge.example"
+    assert set_email("").status_code == 303 and user(app, "samordnare").email is None
+
+
 def test_resetting_a_lost_second_factor(app: Flask) -> None:
     supervisor = full_login(app, "arbetsledare")
     admin = full_login(app, "admin")

@@ -128,6 +128,9 @@ def test_grant_is_read_only_and_time_boxed(app: Flask) -> None:
     assert response.status_code == 303 and response.headers["Location"] == f"/cases/{case_id}"
     page = outsider.get(f"/cases/{case_id}").get_data(as_text=True)
     assert "Nicu" in page and "notice-break-glass" in page
+    # the page offers no writing: no journal note form, no consent form or withdraw button
+    assert f'action="/cases/{case_id}/journal"' not in page
+    assert f'action="/cases/{case_id}/consents' not in page
     assert f'href="/cases/{case_id}"' in outsider.get("/cases").get_data(as_text=True)
     with unit_of_work(app.extensions["lotsen_db"]) as db:
         purposes = db.execute(

@@ -47,6 +47,7 @@ def _render(form: AccountActionForm) -> str:
             "totp": user.totp_secret is not None,
             "mfa_required": rules.mfa_required(user),
             "sessions": sessions.get(user.id, 0),
+            "email": user.email or "",
             "is_me": user.id == g.user.id,
         }
         for user in users
@@ -66,10 +67,14 @@ def users() -> Any:
 @roles_required(ADMIN)
 @fresh_auth_required
 def change_user() -> Any:
-    """Disable, enable or reset the second factor of one account."""
+    """Disable, enable, reset the second factor of, or set the e-mail address of one account."""
     form = AccountActionForm()
     if not form.validate_on_submit():
-        form.form_errors.append(_("Choose an account and an action."))
+        if form.email.errors:
+            form.email.errors = []  # said once, plainly, in the summary
+            form.form_errors.append(_("Enter a valid e-mail address, or leave it empty."))
+        else:
+            form.form_errors.append(_("Choose an account and an action."))
         return _render(form), 422
     user = g.db.get(User, form.user_id.data)
     if user is None:
@@ -88,6 +93,9 @@ def change_user() -> Any:
             ),
             "success",
         )
+    elif action == "set_email":
+        rules.set_email(g.db, g.actor, user, (form.email.data or "").strip() or None)
+        flash(_("The e-mail address of %(name)s is saved.", name=user.username), "success")
     elif action == "enable":
         rules.enable_user(g.db, g.actor, user, now)
         flash(_("%(name)s is enabled again.", name=user.username), "success")

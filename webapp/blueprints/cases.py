@@ -305,6 +305,8 @@ def _case_page(
         note=note or {},
         note_title_max=NOTE_TITLE_MAX,
         note_text_max=NOTE_TEXT_MAX,
+        # emergency access reads only: no journal or consent forms that would be refused
+        read_only=access.access_reason(g.db, g.actor, case) == "break_glass",
     )
 
 

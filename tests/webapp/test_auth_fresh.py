@@ -165,6 +165,14 @@ def test_admin_actions_need_fresh_authentication_too(app: Flask, frozen: Clock) 
     assert user(app, "huge").active
 
 
+def test_exporting_an_access_extract_needs_fresh_authentication(app: Flask, frozen: Clock) -> None:
+    auditor = full_login(app, "granskare")
+    token = csrf(auditor, "/audit")
+    frozen.advance(seconds=FRESH_AUTH_SECONDS + 1)
+    response = auditor.post("/audit/extract", data={"subject": "1", "csrf_token": token})
+    assert response.status_code == 303 and response.headers["Location"].startswith("/reauth")
+
+
 # --- the API -------------------------------------------------------------------------------------
 
 

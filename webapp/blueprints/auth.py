@@ -48,7 +48,10 @@ bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Browser endpoints whose POST needs a fresh password (the API checks its own in api.py).
-FRESH_AUTH_ENDPOINTS = frozenset({"decisions.decide"})
+#: Sensitive actions that need a password entered within the last minutes (security.md §1
+#: row 10): deciding, approving an outgoing document, exporting a person's access extract.
+#: Break the glass, publishing BPMN and admin changes use ``fresh_auth_required``.
+FRESH_AUTH_ENDPOINTS = frozenset({"decisions.decide", "documents.approve", "audit.extract"})
 #: How long a form sent without fresh authentication is kept for re-sending.
 PENDING_FORM_SECONDS = 600
 MAX_PENDING_FIELDS = 40

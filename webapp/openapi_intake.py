@@ -137,6 +137,18 @@ def paths() -> dict[str, Any]:
                         },
                     },
                     "422": ref("422"),
+                    "429": {
+                        "description": "Too many referrals from this partner in the last hour.",
+                        "headers": {
+                            "Retry-After": {
+                                "description": "Seconds until the partner may send again.",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    },
                 },
             }
         }

@@ -97,6 +97,29 @@ def test_partner_referral_is_received_with_its_sender(app: Flask) -> None:
     assert response.status_code == 201
 
 
+def test_a_partner_is_rate_limited_per_hour(app: Flask) -> None:
+    app.config["PARTNER_RATE_LIMIT"] = 3
+    token, other = _create_partner(app), _create_partner(app, "Skolan", kind="school")
+    start = utcnow()
+    clock.frozen = start
+    for _ in range(3):
+        assert _send(app, token).status_code == 201
+    refused = _send(app, token)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert len(_reports(app)) == 3
+    assert _send(app, other).status_code == 201  # counted per partner, not for everyone
+    clock.frozen = start + timedelta(hours=1, seconds=1)
+    assert _send(app, token).status_code == 201
+    db = app.extensions["lotsen_db"]()
+    try:
+        throttled = db.execute(
+            select(AuditEntry).where(AuditEntry.action == "intake_report:throttled")
+        ).scalar_one()
+        assert throttled.outcome == "refused" and throttled.details["retry_after"] > 0
+    finally:
+        db.close()
+
+
 def test_bad_referrals_are_refused_with_field_errors(app: Flask) -> None:
     token = _create_partner(app)
     response = _send(app, token, {**REFERRAL, "kind": "pet", "subject_age": "ten"})

@@ -7,6 +7,7 @@ intake token opens nothing else. Each referral records the sending organisation.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
@@ -38,6 +39,32 @@ def intake_referral() -> Any:
         response = jsonify({"error": "Too large", "message": "The referral is too large."})
         response.status_code = 413
         return response
+    now = utcnow()
+    policy = partner_rate_policy()
+    key = f"partner:{partner.id}"
+    retry = intake.throttle_retry_after(g.db, key, now, policy)
+    if retry is not None:
+        audit.record(
+            g.db,
+            Actor(
+                user_id=None,
+                username=f"partner:{partner.name}"[:100],
+                source_ip=request.remote_addr,
+            ),
+            "intake_report:throttled",
+            outcome="refused",
+            details={"partner_id": partner.id, "retry_after": retry},
+        )
+        response = jsonify(
+            {
+                "error": "Too many requests",
+                "message": f"At most {policy.limit} referrals per hour; try again in {retry} s.",
+            }
+        )
+        response.status_code = 429
+        response.headers["Retry-After"] = str(retry)
+        return response
+    intake.count_submission(g.db, key, now, policy)
     body = _json_body()
     kind, content = content_from_json(body)
     actor = Actor(
@@ -56,6 +83,14 @@ def intake_referral() -> Any:
     )
     response.status_code = 201
     return response
+
+
+def partner_rate_policy() -> intake.RatePolicy:
+    """Referrals per partner and hour (``PARTNER_RATE_LIMIT`` in the app config; default 120):
+    a leaked or runaway partner system cannot flood the triage queue."""
+    return intake.RatePolicy(
+        limit=int(current_app.config.get("PARTNER_RATE_LIMIT", 120)), window=timedelta(hours=1)
+    )
 
 
 def _authenticate_partner() -> Any:
